@@ -1,0 +1,25 @@
+"""Cohortly's collector: the Flask app factory."""
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from collector import config, db, errors, health, snippet, tracking
+
+
+def create_app(test_config=None):
+    """Create the collector app; settings come from `COHORTLY_*` variables or `test_config`."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config.defaults())
+    if test_config is None:
+        app.config.from_prefixed_env("COHORTLY")
+    else:
+        app.config.from_mapping(test_config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_REQUEST_BYTES"]
+    app.json.sort_keys = False
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
+    db.init_app(app)
+    errors.init_app(app)
+    tracking.init_app(app)
+    snippet.init_app(app)
+    app.register_blueprint(health.bp)
+    return app

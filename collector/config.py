@@ -1,0 +1,21 @@
+"""Default settings. Each can be set by an environment variable `COHORTLY_<NAME>`."""
+#: name -> (default, help). The README's settings table is checked against this.
+SETTINGS = {
+    "DATABASE_URL": (None, "SQLAlchemy URL; default: a SQLite file `cohortly.db` in the instance folder"),
+    "MAX_REQUEST_BYTES": (500 * 1024, "Largest request body accepted (after gunzip)"),
+    "MAX_MESSAGE_BYTES": (32 * 1024, "Largest single message accepted inside a request"),
+    "MAX_BATCH_MESSAGES": (2500, "Most messages in one /v1/batch request"),
+    "RATE_LIMIT": (1000, "Requests per second per write key and worker (token bucket); 0 turns it off"),
+    "RATE_BURST": (2000, "Requests a write key may send at once before RATE_LIMIT applies"),
+    "RETRY_AFTER": (5, "Seconds a client is told to wait after a 429 or 503"),
+    "TRUSTED_PROXIES": (0, "How many reverse proxies set X-Forwarded-For in front of the collector"),
+    "SITE_CACHE_SECONDS": (10, "How long a worker caches a site looked up by its write key"),
+    "SNIPPET_PATH": (None, "A second, neutral path the tracker is served at, e.g. /assets/site.js"),
+    "BAD_ROWS_KEEP": (10000, "Bad rows kept per site; older ones are dropped"),
+}
+
+
+def defaults():
+    """The default configuration as a dict for `app.config`."""
+    return {name: default for name, (default, _help) in SETTINGS.items()}
+

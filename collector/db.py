@@ -1,0 +1,80 @@
+"""The database engine of an app, its SQLite settings and schema migrations."""
+import os
+
+from alembic import command
+from alembic.config import Config
+from flask import current_app
+from sqlalchemy import create_engine, event, inspect
+
+MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+def make_engine(url):
+    """An engine for `url`; SQLite gets WAL, a busy timeout and explicit BEGINs."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_connect(dbapi_connection, _record):
+    # Let SQLAlchemy's "begin" event decide the transaction kind (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn):
+    # `engine.execution_options(sqlite_begin="IMMEDIATE")` takes the write lock up front,
+    # so a read-then-write transaction never fails with SQLITE_BUSY half-way.
+    conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", ""))
+
+
+def write_engine(engine):
+    """The engine to use for a transaction that reads, then writes."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine
+
+
+def alembic_config():
+    """Alembic's configuration pointing at the package's migrations."""
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    return cfg
+
+
+def upgrade(engine, revision="head"):
+    """Bring the schema up to `revision` (Alembic)."""
+    cfg = alembic_config()
+    with write_engine(engine).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def is_empty(engine):
+    """True when the database holds no Cohortly tables yet."""
+    return not inspect(engine).has_table("sites")
+
+
+def get_engine():
+    """The current app's engine."""
+    return current_app.extensions["cohortly_engine"]
+
+
+def init_app(app):
+    """Create the app's engine from its configuration."""
+    url = app.config["DATABASE_URL"] or _default_url(app)
+    app.config["DATABASE_URL"] = url
+    app.extensions["cohortly_engine"] = make_engine(url)
+
+
+def _default_url(app):
+    os.makedirs(app.instance_path, exist_ok=True)
+    return "sqlite:///" + os.path.join(app.instance_path, "cohortly.db")

@@ -1,0 +1,13 @@
+"""`GET /healthz`: 200 when the database answers, 503 otherwise."""
+from flask import Blueprint, jsonify
+
+from collector import store
+from collector.db import get_engine
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    store.ping(get_engine())
+    return jsonify(status="ok")

@@ -1,0 +1,143 @@
+"""All SQL of the collector: sites and keys, event and bad-row inserts, health."""
+import hashlib
+import json
+import secrets
+import time
+
+from sqlalchemy import delete, func, insert, select, text, update
+
+from collector.dialects import insert_ignoring_duplicates
+from collector.models import BadRow, Event, Site
+
+events = Event.__table__
+bad_rows = BadRow.__table__
+sites = Site.__table__
+PAYLOAD_KEEP = 4096
+
+
+class SiteExists(Exception):
+    """A site with that name exists already."""
+
+
+def now_ms():
+    """The current time in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+def hash_key(api_key):
+    """How an API key is stored: its SHA-256 (keys are random, so no salt is needed)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def create_site(engine, name, origins):
+    """Create a site; returns its id, public write key and secret API key (the only time it is seen)."""
+    write_key = "wk_" + secrets.token_urlsafe(18)
+    api_key = "sk_" + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        if conn.scalar(select(sites.c.id).where(sites.c.name == name)) is not None:
+            raise SiteExists(f"A site named {name!r} exists already.")
+        site_id = conn.execute(
+            insert(sites).values(
+                name=name,
+                write_key=write_key,
+                api_key_hash=hash_key(api_key),
+                origins=list(origins),
+                settings={},
+                created_at=now_ms(),
+            )
+        ).inserted_primary_key[0]
+    return {"site_id": site_id, "name": name, "write_key": write_key, "api_key": api_key}
+
+
+def list_sites(engine):
+    """Every site with its id, name, write key, origins and settings (never the API key)."""
+    columns = (sites.c.id, sites.c.name, sites.c.write_key, sites.c.origins, sites.c.settings, sites.c.created_at)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(select(*columns).order_by(sites.c.id))]
+
+
+def find_site(engine, *, write_key=None, api_key=None, name=None, site_id=None):
+    """The site with the given write key, API key, name or id, as a dict; None when unknown."""
+    if write_key is not None:
+        where = sites.c.write_key == write_key
+    elif api_key is not None:
+        where = sites.c.api_key_hash == hash_key(api_key)
+    elif name is not None:
+        where = sites.c.name == name
+    else:
+        where = sites.c.id == site_id
+    with engine.connect() as conn:
+        row = conn.execute(select(sites).where(where)).first()
+    return dict(row._mapping) if row else None
+
+
+def update_site_settings(engine, site_id, settings):
+    """Replace a site's settings dict."""
+    with engine.begin() as conn:
+        conn.execute(update(sites).where(sites.c.id == site_id).values(settings=settings))
+
+
+def store_messages(engine, site_id, rows, rejected, received_at, keep_bad_rows):
+    """Insert accepted rows (ignoring duplicates) and rejected ones, in one transaction.
+
+    Returns how many rows were new. `rejected` is a list of (reason dict, raw message).
+    """
+    with engine.begin() as conn:
+        stored = 0
+        if rows:
+            stmt = insert_ignoring_duplicates(conn, events, ["site_id", "message_id"])
+            stored = conn.execute(stmt, rows).rowcount
+        if rejected:
+            conn.execute(
+                insert(bad_rows),
+                [
+                    {"site_id": site_id, "received_at": received_at, "reason": reason, "payload": _payload(raw)}
+                    for reason, raw in rejected
+                ],
+            )
+            _prune_bad_rows(conn, site_id, keep_bad_rows)
+    return stored
+
+
+def _payload(raw):
+    try:
+        text_ = json.dumps(raw, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text_ = repr(raw)
+    return text_[:PAYLOAD_KEEP]
+
+
+def _prune_bad_rows(conn, site_id, keep):
+    cutoff = conn.scalar(
+        select(bad_rows.c.id)
+        .where(bad_rows.c.site_id == site_id)
+        .order_by(bad_rows.c.id.desc())
+        .offset(keep)
+        .limit(1)
+    )
+    if cutoff is not None:
+        conn.execute(delete(bad_rows).where(bad_rows.c.site_id == site_id, bad_rows.c.id <= cutoff))
+
+
+def recent_bad_rows(engine, site_id, limit=100):
+    """The newest bad rows of a site."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(bad_rows).where(bad_rows.c.site_id == site_id).order_by(bad_rows.c.id.desc()).limit(limit)
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+def count_events(engine, site_id=None):
+    """How many events are stored (for one site, or all)."""
+    stmt = select(func.count()).select_from(events)
+    if site_id is not None:
+        stmt = stmt.where(events.c.site_id == site_id)
+    with engine.connect() as conn:
+        return conn.scalar(stmt)
+
+
+def ping(engine):
+    """Raise unless the database answers."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

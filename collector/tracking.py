@@ -1,0 +1,229 @@
+"""The Segment HTTP Tracking API: /v1/batch, /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/alias, /v1/group."""
+import base64
+import json
+import time
+import zlib
+
+from flask import Blueprint, current_app, g, jsonify, request
+from marshmallow import ValidationError
+
+from collector import store
+from collector.db import get_engine
+from collector.enrich import build_row, merge_envelope, to_ms
+from collector.errors import APIError
+from collector.ratelimit import RateLimiter
+from collector.schemas import TYPES, batch_schema, message_schema
+
+bp = Blueprint("tracking", __name__)
+ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
+
+
+@bp.post("/v1/batch")
+def batch():
+    body = _read_json()
+    site = _authenticate(body)
+    try:
+        envelope = batch_schema.load(body)
+    except ValidationError as err:
+        raise APIError(400, "invalid_payload", "The batch envelope is not valid.", err.messages) from None
+    limit = current_app.config["MAX_BATCH_MESSAGES"]
+    if len(envelope["batch"]) > limit:
+        raise APIError(413, "payload_too_large", f"A batch holds at most {limit} messages.")
+    sent_at = envelope.get("sentAt")
+    accepted, rejected = _ingest(
+        site,
+        envelope["batch"],
+        to_ms(sent_at) if sent_at else None,
+        envelope.get("context"),
+        envelope.get("integrations"),
+    )
+    return jsonify(success=True, accepted=accepted, rejected=rejected)
+
+
+def _single(kind):
+    def view():
+        body = _read_json()
+        site = _authenticate(body)
+        if body.get("type") is None:
+            body["type"] = kind
+        if body["type"] != kind:
+            raise APIError(400, "invalid_message", f"This endpoint takes {kind} messages.", {"type": [kind]})
+        accepted, rejected = _ingest(site, [body], None, None, None)
+        if rejected:
+            fault = rejected[0]
+            raise APIError(400, fault["code"], fault["message"], fault.get("fields"))
+        return jsonify(success=True, accepted=accepted, rejected=[])
+
+    view.__name__ = kind
+    return view
+
+
+for _kind in TYPES:
+    bp.add_url_rule(f"/v1/{_kind}", view_func=_single(_kind), methods=["POST"])
+
+
+@bp.route("/v1/<path:_any>", methods=["OPTIONS"])
+def preflight(_any):
+    """CORS preflight: answered for origins that some site allows."""
+    origin = request.headers.get("Origin")
+    if not origin or not _origin_known(origin):
+        raise APIError(403, "origin_not_allowed", "This origin may not send events.")
+    response = current_app.make_response(("", 204))
+    response.headers.update(
+        {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+            "Access-Control-Max-Age": "86400",
+            "Vary": "Origin",
+        }
+    )
+    return response
+
+
+@bp.after_request
+def cors_headers(response):
+    origin = request.headers.get("Origin")
+    site = g.get("site")
+    if origin and site and _origin_allowed(site, origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        response.headers.add("Vary", "Origin")
+    return response
+
+
+def _ingest(site, messages, sent_at_ms, context, integrations):
+    """Validate and enrich each message, then store the good ones and the bad ones together."""
+    config = current_app.config
+    received_at = store.now_ms()
+    request_ip = request.remote_addr
+    request_ua = request.headers.get("User-Agent")
+    store_ip = site["settings"].get("store_ip", True)
+    rows, rejected, bad = [], [], []
+    for index, raw in enumerate(messages):
+        try:
+            message = _validate(raw, config["MAX_MESSAGE_BYTES"])
+        except APIError as err:
+            fault = {"index": index, "code": err.code, "message": err.message}
+            if err.fields:
+                fault["fields"] = err.fields
+            rejected.append(fault)
+            bad.append(({k: v for k, v in fault.items() if k != "index"}, raw))
+            continue
+        merge_envelope(message, context, integrations)
+        rows.append(build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip))
+    store.store_messages(get_engine(), site["id"], rows, bad, received_at, config["BAD_ROWS_KEEP"])
+    return len(rows), rejected
+
+
+def _validate(raw, max_bytes):
+    if not isinstance(raw, dict):
+        raise APIError(400, "invalid_message", "A message must be a JSON object.")
+    text = json.dumps(raw, ensure_ascii=False)
+    if "\\u0000" in text:
+        raise APIError(400, "invalid_message", "The message holds a NUL character.")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise APIError(400, "invalid_message", "The message holds invalid unicode (a lone surrogate).") from None
+    if size > max_bytes:
+        raise APIError(413, "message_too_large", f"A message may be at most {max_bytes} bytes; this one is {size}.")
+    try:
+        return message_schema.load(raw)
+    except ValidationError as err:
+        raise APIError(400, "invalid_message", "The message is not valid.", err.messages) from None
+
+
+def _read_json():
+    """The request body as a JSON object; gzip allowed; 4xx for anything else."""
+    limit = current_app.config["MAX_REQUEST_BYTES"]
+    data = request.get_data(cache=False)
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        data = _gunzip(data, limit)
+    if len(data) > limit:
+        raise APIError(413, "payload_too_large", f"A request may be at most {limit} bytes.")
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise APIError(400, "invalid_json", "The body is not valid UTF-8.") from None
+    except ValueError as err:
+        raise APIError(400, "invalid_json", f"The body is not valid JSON: {err}.") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "invalid_json", "The body must be a JSON object.")
+    return body
+
+
+def _gunzip(data, limit):
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise APIError(400, "invalid_body", "The body is not valid gzip.") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise APIError(413, "payload_too_large", f"A request may be at most {limit} bytes.")
+    return out
+
+
+def _authenticate(body):
+    """The site of the request's write key (Basic auth user, body `writeKey` or `?writeKey=`)."""
+    key = _write_key(body)
+    if not key:
+        raise APIError(401, "missing_write_key", "Send the write key as the Basic auth user name, `writeKey` in the body or `?writeKey=`.")
+    site = _site_for(key)
+    if site is None:
+        raise APIError(401, "invalid_write_key", "Unknown write key.")
+    g.site = site
+    origin = request.headers.get("Origin")
+    if origin and not _origin_allowed(site, origin):
+        raise APIError(403, "origin_not_allowed", f"Origin {origin} may not send events for this site.")
+    if not current_app.extensions["cohortly_rate_limiter"].allow(key):
+        retry_after = str(current_app.config["RETRY_AFTER"])
+        raise APIError(429, "rate_limited", "Too many requests for this write key.", headers={"Retry-After": retry_after})
+    return site
+
+
+def _write_key(body):
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(header[6:], validate=True).decode("utf-8").split(":", 1)[0]
+        except (ValueError, UnicodeDecodeError):
+            raise APIError(401, "invalid_write_key", "The Authorization header is not valid Basic auth.") from None
+        if user:
+            return user
+    key = body.get("writeKey") or request.args.get("writeKey")
+    return key if isinstance(key, str) else None
+
+
+def _site_for(write_key):
+    """The site of a write key, cached per worker for SITE_CACHE_SECONDS."""
+    cache = current_app.extensions["cohortly_site_cache"]
+    hit = cache.get(write_key)
+    now = time.monotonic()
+    if hit and hit[1] > now:
+        return hit[0]
+    site = store.find_site(get_engine(), write_key=write_key)
+    if len(cache) > 10000:
+        cache.clear()
+    cache[write_key] = (site, now + current_app.config["SITE_CACHE_SECONDS"])
+    return site
+
+
+def _origin_allowed(site, origin):
+    origins = site["origins"] or []
+    return "*" in origins or origin in origins
+
+
+def _origin_known(origin):
+    key = request.args.get("writeKey")
+    if key:
+        site = _site_for(key)
+        return bool(site) and _origin_allowed(site, origin)
+    return any(_origin_allowed(site, origin) for site in store.list_sites(get_engine()))
+
+
+def init_app(app):
+    """Per-worker state of the tracking API: the rate limiter and the site cache."""
+    app.extensions["cohortly_rate_limiter"] = RateLimiter(app.config["RATE_LIMIT"], app.config["RATE_BURST"])
+    app.extensions["cohortly_site_cache"] = {}
+    app.register_blueprint(bp)

@@ -1,0 +1,111 @@
+"""Fixtures over a real database: a SQLite file, or PostgreSQL when COHORTLY_TEST_DB=postgresql."""
+import os
+import shutil
+import uuid
+from urllib.parse import quote
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from collector import create_app, store
+from collector.db import make_engine, upgrade
+from collector.models import Base
+from tests.live import LiveCollector
+
+BACKEND = os.environ.get("COHORTLY_TEST_DB", "sqlite")
+PG_URL = os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_report_header(config):
+    return f"cohortly database backend: {BACKEND}"
+
+
+@pytest.fixture(scope="session")
+def template_url(tmp_path_factory):
+    """A migrated database made once per run: a SQLite file to copy, or a PostgreSQL schema to truncate."""
+    if BACKEND == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "cohortly.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        yield str(path)
+        return
+    if BACKEND != "postgresql":
+        raise RuntimeError(f"COHORTLY_TEST_DB must be sqlite or postgresql, not {BACKEND!r}")
+    schema = f"cohortly_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:  # fails the run (no skip) when PostgreSQL is down
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={schema}')}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(template_url, tmp_path):
+    """The URL of an empty, migrated database for one test."""
+    if BACKEND == "sqlite":
+        path = tmp_path / "cohortly.db"
+        shutil.copy(template_url, path)
+        return f"sqlite:///{path}"
+    engine = make_engine(template_url)
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return template_url
+
+
+@pytest.fixture
+def engine(database_url):
+    """An engine on the test's database."""
+    from collector.db import make_engine as _make
+
+    eng = _make(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def app(database_url):
+    """The collector app on the test's database."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    yield app
+    app.extensions["cohortly_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def site(engine):
+    """A site allowing https://shop.example, with its keys."""
+    return store.create_site(engine, "shop", ["https://shop.example"])
+
+
+@pytest.fixture
+def runner(database_url, monkeypatch):
+    """A CLI runner whose commands use the test's database."""
+    monkeypatch.setenv("COHORTLY_DATABASE_URL", database_url)
+    return CliRunner()
+
+
+
+@pytest.fixture
+def live_collector(database_url, tmp_path):
+    """A real collector under gunicorn (2 workers) on a free port, stopped after the test."""
+    server = LiveCollector(database_url, tmp_path / "gunicorn.log")
+    server.start()
+    yield server
+    server.close()
