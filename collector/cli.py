@@ -9,8 +9,10 @@ from collector import create_app, db, store
 
 
 def _engine():
-    app = create_app()
-    return app.extensions["cohortly_engine"]
+    """The configured engine, disposed when the command ends."""
+    engine = create_app().extensions["cohortly_engine"]
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
 
 
 @click.group()

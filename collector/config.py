@@ -2,6 +2,7 @@
 #: name -> (default, help). The README's settings table is checked against this.
 SETTINGS = {
     "DATABASE_URL": (None, "SQLAlchemy URL; default: a SQLite file `cohortly.db` in the instance folder"),
+    "SQLITE_TIMEOUT": (5.0, "Seconds a SQLite writer waits for a lock before the request gets 503"),
     "MAX_REQUEST_BYTES": (500 * 1024, "Largest request body accepted (after gunzip)"),
     "MAX_MESSAGE_BYTES": (32 * 1024, "Largest single message accepted inside a request"),
     "MAX_BATCH_MESSAGES": (2500, "Most messages in one /v1/batch request"),

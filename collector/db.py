@@ -9,10 +9,10 @@ from sqlalchemy import create_engine, event, inspect
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 
-def make_engine(url):
-    """An engine for `url`; SQLite gets WAL, a busy timeout and explicit BEGINs."""
+def make_engine(url, sqlite_timeout=5.0):
+    """An engine for `url`; SQLite gets WAL, a busy timeout (seconds) and explicit BEGINs."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": sqlite_timeout})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -26,7 +26,6 @@ def _sqlite_connect(dbapi_connection, _record):
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -72,7 +71,7 @@ def init_app(app):
     """Create the app's engine from its configuration."""
     url = app.config["DATABASE_URL"] or _default_url(app)
     app.config["DATABASE_URL"] = url
-    app.extensions["cohortly_engine"] = make_engine(url)
+    app.extensions["cohortly_engine"] = make_engine(url, app.config["SQLITE_TIMEOUT"])
 
 
 def _default_url(app):

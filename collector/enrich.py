@@ -123,7 +123,7 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
         "os": os_name,
         "device": device,
         "is_bot": is_bot,
-        "ip": truncate_ip(context_ip or request_ip) if store_ip else None,
+        "ip": (truncate_ip(context_ip) or truncate_ip(request_ip)) if store_ip else None,
         "timestamp": correct_skew(
             to_ms(timestamp) if timestamp else None,
             to_ms(sent_at) if sent_at else sent_at_ms,
