@@ -18,7 +18,7 @@ bp = Blueprint("tracking", __name__)
 ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
 
 
-@bp.post("/v1/batch")
+@bp.route("/v1/batch", methods=["POST"], provide_automatic_options=False)
 def batch():
     body = _read_json()
     site = _authenticate(body)
@@ -59,7 +59,7 @@ def _single(kind):
 
 
 for _kind in TYPES:
-    bp.add_url_rule(f"/v1/{_kind}", view_func=_single(_kind), methods=["POST"])
+    bp.add_url_rule(f"/v1/{_kind}", view_func=_single(_kind), methods=["POST"], provide_automatic_options=False)
 
 
 @bp.route("/v1/<path:_any>", methods=["OPTIONS"])

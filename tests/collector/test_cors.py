@@ -1,0 +1,70 @@
+"""Browsers may send from a site's allowed origins only; server-side SDKs send no Origin."""
+from collector import store
+from tests.collector.helpers import basic, counts, track
+
+
+def test_allowed_origin_gets_cors_headers(client, engine, site):
+    response = client.post(f"/v1/batch?writeKey={site['write_key']}", data='{"batch": [{"type": "page", "anonymousId": "a"}]}',
+                           content_type="text/plain", headers={"Origin": "https://shop.example"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Retry-After" in response.headers["Access-Control-Expose-Headers"]
+    assert "Origin" in response.headers.get_all("Vary")
+    assert counts(engine)["events"] == 1
+
+
+def test_errors_to_an_allowed_origin_are_readable(client, site):
+    response = client.post(f"/v1/track?writeKey={site['write_key']}", data='{"type": "track"}',
+                           content_type="text/plain", headers={"Origin": "https://shop.example"})
+    assert response.status_code == 400
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+
+
+def test_no_origin_is_a_server_side_sdk(client, engine, site):
+    response = client.post("/v1/batch", json={"batch": [track()]}, headers=basic(site["write_key"]))
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_origin_of_another_site_is_refused(client, engine, site):
+    other = store.create_site(engine, "other", ["https://other.example"])
+    response = client.post("/v1/batch", json={"batch": [track()]},
+                           headers={**basic(site["write_key"]), "Origin": "https://other.example"})
+    assert response.status_code == 403
+    assert counts(engine)["events"] == 0
+    ok = client.post("/v1/batch", json={"batch": [track()]},
+                     headers={**basic(other["write_key"]), "Origin": "https://other.example"})
+    assert ok.status_code == 200
+
+
+def test_wildcard_origin(client, engine):
+    site = store.create_site(engine, "anywhere", ["*"])
+    response = client.post("/v1/batch", json={"batch": [track()]},
+                           headers={**basic(site["write_key"]), "Origin": "https://whatever.example"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://whatever.example"
+
+
+def test_preflight_for_a_known_origin(client, site):
+    response = client.options("/v1/batch", headers={
+        "Origin": "https://shop.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    })
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
+
+
+def test_preflight_with_write_key_checks_that_site(client, engine, site):
+    store.create_site(engine, "other", ["https://other.example"])
+    response = client.options(f"/v1/batch?writeKey={site['write_key']}", headers={"Origin": "https://other.example"})
+    assert response.status_code == 403
+
+
+def test_preflight_for_an_unknown_origin_is_refused(client, site):
+    response = client.options("/v1/batch", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "origin_not_allowed"
+    assert "Access-Control-Allow-Origin" not in response.headers
