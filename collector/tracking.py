@@ -29,6 +29,8 @@ def batch():
     limit = current_app.config["MAX_BATCH_MESSAGES"]
     if len(envelope["batch"]) > limit:
         raise APIError(413, "payload_too_large", f"A batch holds at most {limit} messages.")
+    if _tracking_refused(site):
+        return _dropped(len(envelope["batch"]))
     sent_at = envelope.get("sentAt")
     accepted, rejected = _ingest(
         site,
@@ -48,6 +50,8 @@ def _single(kind):
             body["type"] = kind
         if body["type"] != kind:
             raise APIError(400, "invalid_message", f"This endpoint takes {kind} messages.", {"type": [kind]})
+        if _tracking_refused(site):
+            return _dropped(1)
         accepted, rejected = _ingest(site, [body], None, None, None)
         if rejected:
             fault = rejected[0]
@@ -90,6 +94,18 @@ def cors_headers(response):
         response.headers["Access-Control-Expose-Headers"] = "Retry-After"
         response.headers.add("Vary", "Origin")
     return response
+
+
+def _tracking_refused(site):
+    """True when the browser asked not to be tracked (DNT or GPC) and the site honours it (the default)."""
+    if not site["settings"].get("honor_dnt", True):
+        return False
+    return request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1"
+
+
+def _dropped(count):
+    """The answer to a visitor who opted out: success (so nothing retries), nothing stored."""
+    return jsonify(success=True, accepted=0, rejected=[], dropped=count, reason="do_not_track")
 
 
 def _ingest(site, messages, sent_at_ms, context, integrations):
