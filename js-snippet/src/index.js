@@ -22,9 +22,10 @@ const send = (type, fields, userId) => enabled() && enqueue(build(type, fields, 
 const page = (name, properties) => send("page", { name, properties: { ...pageProperties(), ...properties } });
 const track = (event, properties) => send("track", { event, properties });
 
-let lastPage;
+let ready, lastPage;
+// Not while the stub's calls are replayed: a replayed consent(true) or identify() comes before the first page view.
 const autoPage = safe(() => {
-  if (autoPages && enabled() && lastPage != location.href) {
+  if (autoPages && ready && enabled() && lastPage != location.href) {
     lastPage = location.href;
     page();
   }
@@ -46,6 +47,7 @@ if (!cohortly.v) {
   for (const name in api) cohortly[name] = safe(api[name]);
   // Calls made through the stub before load, in order.
   (cohortly.q || []).map(safe((call) => cohortly[call[0]](...call[1])));
+  ready = 1;
 
     // pushState and replaceState return nothing.
     ["pushState", "replaceState"].map((method) => {

@@ -1,0 +1,206 @@
+"""Fixtures for the tracker's browser tests: the test pages served on their own origin, and headless Chromium."""
+import functools
+import http.server
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from tests.live import free_port, wait_for
+
+PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
+BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "collector", "static", "c.js")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+class PageHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves tests/e2e/pages; in an .html file `{{snippet}}` becomes the tracker's script tag for this test."""
+
+    def do_GET(self):
+        path = self.translate_path(self.path)
+        if self.path.split("?")[0] == "/c.js":  # the shipped build, as a site proxying it first-party would
+            path, kind = BUILD, "text/javascript"
+        elif path.endswith(".html") and os.path.isfile(path):
+            kind = "text/html"
+        else:
+            return super().do_GET()
+        with open(path, encoding="utf-8") as file:
+            body = file.read().replace("{{snippet}}", self.server.snippet_tag).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class PageServer:
+    """The test pages on http://127.0.0.1:PORT, a different origin from the collector's."""
+
+    def __init__(self):
+        handler = functools.partial(PageHandler, directory=PAGES)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.snippet_tag = ""
+        self.origin = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def use_snippet(self, src, write_key, **data):
+        """Pages load the tracker from `src` with data-key and the other data-* attributes given (None: left out)."""
+        attrs = {"key": write_key, "interval": "200", **data}
+        rendered = " ".join(f'data-{name}="{value}"' for name, value in attrs.items() if value is not None)
+        self.httpd.snippet_tag = f'<script defer src="{src}" {rendered}></script>'
+
+    def url(self, path):
+        return self.origin + path
+
+
+@pytest.fixture(scope="session")
+def page_server():
+    """The test pages served by a threaded http.server on a free port."""
+    server = PageServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+    server.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium under Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Tracked:
+    """A site on the live collector whose pages carry the tracker, a fresh browser context, and its requests."""
+
+    def __init__(self, collector, server, browser):
+        self.collector = collector
+        self.server = server
+        self.browser = browser
+        self.site = collector.create_site("shop", [server.origin])
+        self.contexts = []
+        self.sent = []  # (messageIds, status or None) of every /v1/batch request that got an answer
+        self.failed = []  # messageIds of requests that failed at the network level
+        self.errors = []  # errors and unhandled rejections seen by pages
+        self.content_types = set()  # of the /v1/batch requests
+        self.use()
+
+    def use(self, src=None, **data):
+        """Set the tracker's source (default: the collector's /c.js) and data-* attributes for pages loaded
+        from now on; data-interval is 200 ms unless given."""
+        self.server.use_snippet(src or self.collector.url + "/c.js", self.site["write_key"], **data)
+
+    def new_page(self, init_script=None):
+        """A page in a new browser context (its own localStorage), watched for batches and errors."""
+        context = self.browser.new_context()
+        self.contexts.append(context)
+        self.watch(context)
+        if init_script:
+            context.add_init_script(init_script)
+        return self.open_in(context)
+
+    def open_in(self, context):
+        """Another page (tab) in `context`."""
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text
+                and "net::" not in msg.text and self.errors.append(msg.text))
+        return page
+
+    def watch(self, context):
+        def finished(request):
+            if _is_batch(request):
+                self.content_types.add(request.headers.get("content-type"))
+                response = request.response()
+                self.sent.append((_message_ids(request), response.status if response else None))
+
+        def failed(request):
+            if _is_batch(request):
+                self.failed.append(_message_ids(request))
+
+        context.on("requestfinished", finished)
+        context.on("requestfailed", failed)
+
+    def events(self, **match):
+        """Stored events of the site whose columns equal `match`."""
+        return [e for e in self.collector.events(self.site["site_id"])
+                if all(e.get(k) == v for k, v in match.items())]
+
+    def pump(self, seconds=0.05):
+        """Let Playwright deliver browser events (route handlers, request events) while a test waits."""
+        pages = [page for context in self.contexts for page in context.pages if not page.is_closed()]
+        if pages:
+            pages[0].wait_for_timeout(seconds * 1000)
+        else:
+            time.sleep(seconds)
+
+    def poll(self, predicate, timeout=15, message="condition"):
+        """Poll `predicate` (pumping the browser in between) until it is truthy; fail after `timeout` seconds."""
+        def check():
+            result = predicate()
+            if not result:
+                self.pump()
+            return result
+        return wait_for(check, timeout=timeout, interval=0, message=message)
+
+    def wait_for_events(self, count, timeout=15, **match):
+        """Wait until at least `count` matching events are stored; return them."""
+        def found():
+            events = self.events(**match)
+            return events if len(events) >= count else None
+        return self.poll(found, timeout=timeout, message=f"{count} stored events matching {match}")
+
+    def wait_for_event(self, event, timeout=15):
+        """The one stored track event named `event`, once it is there."""
+        (stored,) = self.wait_for_events(1, timeout=timeout, event=event)
+        return stored
+
+    def times_sent(self, message_id):
+        """How many answered requests carried `message_id`."""
+        return sum(ids.count(message_id) for ids, _status in self.sent)
+
+    def close(self):
+        for context in self.contexts:
+            context.close()
+
+
+def _is_batch(request):
+    return request.method == "POST" and request.url.split("?")[0].endswith("/v1/batch")
+
+
+def _message_ids(request):
+    try:
+        return [m.get("messageId") for m in json.loads(request.post_data or "{}").get("batch", [])]
+    except ValueError:
+        return []
+
+
+@pytest.fixture
+def tracked(live_collector, page_server, chromium):
+    """A site whose test pages load the tracker from the live collector, and browser pages to drive them."""
+    helper = Tracked(live_collector, page_server, chromium)
+    yield helper
+    helper.close()
+    assert not helper.errors, f"the pages saw errors: {helper.errors}"
+
+
+def stored_keys(page):
+    """The tracker's localStorage keys on `page`."""
+    return page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('cohortly.'))")
