@@ -1,4 +1,9 @@
 """The few statements that differ between SQLite and PostgreSQL."""
+import fcntl
+import os
+from contextlib import contextmanager
+
+from sqlalchemy import JSON, Float, Text, case, cast, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -16,3 +21,144 @@ def upsert(conn, table, index_elements, update_columns):
         index_elements=index_elements,
         set_={name: stmt.excluded[name] for name in update_columns},
     )
+
+
+# --- Used by the segmenter's rollup. ---------------------------------------------------
+_FAR = 2**62  # a sentinel beyond any epoch-ms time
+_ROLLUP_LOCK_CLASS = 0x636F686F  # "coho": the advisory lock namespace of rollups
+
+
+def least(dialect, *exprs):
+    """The smallest non-NULL of `exprs` (NULL when all are): LEAST on PostgreSQL, min() on SQLite."""
+    if len(exprs) == 1:
+        return exprs[0]
+    if dialect == "postgresql":
+        return func.least(*exprs)
+    return func.nullif(func.min(*(func.coalesce(e, _FAR) for e in exprs)), _FAR)
+
+
+def greatest(dialect, *exprs):
+    """The largest non-NULL of `exprs` (NULL when all are)."""
+    if len(exprs) == 1:
+        return exprs[0]
+    if dialect == "postgresql":
+        return func.greatest(*exprs)
+    return func.nullif(func.max(*(func.coalesce(e, -_FAR) for e in exprs)), -_FAR)
+
+
+def json_number(dialect, column, key):
+    """`column[key]` as a float when it is a JSON number, else NULL (never a cast error)."""
+    if dialect == "postgresql":
+        kind = func.json_typeof(column.op("->")(literal(key)))
+        return case((kind == "number", cast(column.op("->>")(literal(key)), Float)))
+    path = literal(f'$."{key}"')
+    return case((func.json_type(column, path).in_(("integer", "real")), func.json_extract(column, path)))
+
+
+def json_text(dialect, column, key):
+    """`column[key]` as text when it is a JSON string or number, else NULL."""
+    if dialect == "postgresql":
+        kind = func.json_typeof(column.op("->")(literal(key)))
+        return case((kind.in_(("string", "number")), column.op("->>")(literal(key))))
+    path = literal(f'$."{key}"')
+    return case(
+        (func.json_type(column, path).in_(("text", "integer", "real")), cast(func.json_extract(column, path), Text)),
+    )
+
+
+def json_object(dialect, *pairs):
+    """A JSON object from alternating key names and SQL values (nest with `json_value`)."""
+    return (func.json_build_object if dialect == "postgresql" else func.json_object)(*pairs)
+
+
+def json_value(dialect, expr):
+    """Mark `expr` (JSON text on SQLite) as JSON, so that it nests in json_object unquoted."""
+    return expr if dialect == "postgresql" else func.json(expr)
+
+
+def json_array_agg(dialect, expr, *order_by):
+    """Aggregate `expr` into a JSON array ([] for no rows); SQLite keeps the order of its input rows."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+        agg = func.json_agg(aggregate_order_by(expr, *order_by) if order_by else expr)
+        return func.coalesce(agg, cast(literal("[]"), JSON))
+    return func.json_group_array(expr)
+
+
+def safe_max_id(engine, table):
+    """The largest id of `table` below which no insert is still in flight.
+
+    PostgreSQL commits out of id order; briefly taking SHARE on the table waits for the
+    inserts in flight, and later inserts draw larger ids (the id sequence has no cache).
+    SQLite has one writer at a time, so its max(id) is already safe.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f'LOCK TABLE "{table.name}" IN SHARE MODE'))
+        return conn.scalar(select(func.coalesce(func.max(table.c.id), 0)))
+
+
+def lock_for_ordered_ids(conn, table):
+    """Make this transaction's inserts into `table` the only ones in flight until it ends,
+    so that ids become visible in ascending order (readers may use them as a cursor)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f'LOCK TABLE "{table.name}" IN SHARE ROW EXCLUSIVE MODE'))
+
+
+@contextmanager
+def rollup_lock(engine, site_id):
+    """Try to hold the rollup lock of a site across processes and hosts; yields True if held.
+
+    PostgreSQL: a session advisory lock on a dedicated connection. SQLite: an flock on a
+    file beside the database (released by the OS if the process dies).
+    """
+    if engine.dialect.name == "postgresql":
+        conn = engine.connect()
+        held = False
+        try:
+            held = bool(conn.scalar(select(func.pg_try_advisory_lock(_ROLLUP_LOCK_CLASS, site_id))))
+            conn.commit()
+            yield held
+        finally:
+            try:
+                if held:
+                    conn.scalar(select(func.pg_advisory_unlock(_ROLLUP_LOCK_CLASS, site_id)))
+                    conn.commit()
+            except Exception:
+                conn.invalidate()  # a dropped session has released its locks anyway
+                raise
+            finally:
+                conn.close()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield True
+        return
+    fd = os.open(f"{database}.rollup-{site_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def json_array(dialect, *values):
+    """A JSON array of SQL values."""
+    return (func.json_build_array if dialect == "postgresql" else func.json_array)(*values)
+
+
+def dialect_insert(conn, table):
+    """The dialect's INSERT construct (it has `on_conflict_do_update` with a WHERE)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def json_is_object(dialect, column):
+    """True when `column` holds a JSON object (not SQL NULL, not JSON null)."""
+    if dialect == "postgresql":
+        return func.json_typeof(column) == "object"
+    return func.coalesce(func.json_type(column), "") == "object"

@@ -2,6 +2,7 @@
 from alembic import context
 
 from collector.models import Base
+import segmenter.models  # noqa: F401
 
 target_metadata = Base.metadata
 

@@ -1,0 +1,225 @@
+"""Folding a chunk of a site's events into profile facts, in the caller's transaction.
+
+Every statement is set-based and every aggregate commutes (count, sum, min, max,
+latest-by-(time, message_id), union of session intervals, latest state per cart
+product, the latest N product views), so events may arrive late and out of order and
+chunks may be cut anywhere: the facts depend only on the set of events folded.
+
+Identity: a profile is `u:<userId>` for events with a user id or an anonymous id
+linked to one (the earliest link wins), else `a:<anonymousId>`. When a chunk links an
+anonymous id whose events were folded before, the profiles involved are rebuilt from
+their stored events (the only time a fold reads old events), and the anonymous
+profile, now empty, leaves its segments ("merged into ...").
+"""
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Integer, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all
+
+from collector import dialects
+from collector.models import Event
+from segmenter import aggregates, models, rules
+from segmenter.scratch import fold_affected, fold_events, fold_links, fold_touched, prepare
+
+events = Event.__table__
+identities = models.Identity.__table__
+facts = models.ProfileFact.__table__
+sessions = models.ProfileSession.__table__
+views = models.ProfileView.__table__
+cart = models.CartLine.__table__
+
+@dataclass
+class FoldResult:
+    """What folding one chunk did."""
+
+    events_read: int  # rows the fold read from `events`, rebuilds included
+    profiles_touched: int
+    profiles_rebuilt: int
+    merged_exits: int
+
+
+def fold_chunk(conn, site_id, lo, hi, now, run_id):
+    """Fold the site's events with lo < id <= hi into its facts; returns a FoldResult."""
+    dialect = conn.dialect.name
+    prepare(conn)
+    _collect_links(conn, site_id, lo, hi)
+    rebuilt = _find_affected(conn, site_id, lo)
+    _upsert_identities(conn, site_id)
+    read = 0
+    if rebuilt:
+        _forget_affected(conn, site_id)
+        read += _load_rebuild_events(conn, dialect, site_id, lo)
+    read += _load_events(conn, dialect, site_id, (events.c.id > lo) & (events.c.id <= hi))
+    conn.execute(insert(fold_touched).from_select(["profile_id"], select(fold_events.c.profile_id).distinct()))
+    aggregates.upsert_facts(conn, site_id)
+    aggregates.fold_sessions(conn, site_id)
+    aggregates.fold_views(conn, site_id)
+    aggregates.fold_cart(conn, site_id)
+    aggregates.update_derived(conn, dialect, site_id)
+    merged = aggregates.exit_merged(conn, dialect, site_id, now, run_id) if rebuilt else 0
+    touched = conn.scalar(select(func.count()).select_from(fold_touched))
+    return FoldResult(read, touched, rebuilt, merged)
+
+
+# --- identities ------------------------------------------------------------------------
+
+def _collect_links(conn, site_id, lo, hi):
+    """The earliest link per anonymous id among the chunk's events (identify, any message
+    with both ids, alias previousId -> userId)."""
+    in_chunk = and_(
+        events.c.site_id == site_id, events.c.id > lo, events.c.id <= hi,
+        events.c.is_bot.is_(False), events.c.user_id.is_not(None),
+    )
+    both = select(
+        events.c.anonymous_id.label("anonymous_id"), events.c.user_id, events.c.timestamp.label("at"),
+        events.c.message_id,
+    ).where(in_chunk, events.c.anonymous_id.is_not(None))
+    aliased = select(
+        events.c.previous_id, events.c.user_id, events.c.timestamp, events.c.message_id,
+    ).where(in_chunk, events.c.type == "alias", events.c.previous_id.is_not(None))
+    links = union_all(both, aliased).subquery()
+    ranked = select(
+        links,
+        func.row_number().over(partition_by=links.c.anonymous_id, order_by=(links.c.at, links.c.message_id)).label("rn"),
+    ).subquery()
+    conn.execute(
+        insert(fold_links).from_select(
+            ["anonymous_id", "user_id", "linked_at", "message_id"],
+            select(ranked.c.anonymous_id, ranked.c.user_id, ranked.c.at, ranked.c.message_id).where(ranked.c.rn == 1),
+        )
+    )
+
+
+def _find_affected(conn, site_id, lo):
+    """Record the profiles to rebuild because an anonymous id with folded events changes hands."""
+    link, known = fold_links, identities
+    changed = select(
+        link.c.anonymous_id, known.c.user_id.label("old_user"), link.c.user_id.label("new_user"), link.c.linked_at,
+    ).select_from(
+        link.outerjoin(known, and_(known.c.site_id == site_id, known.c.anonymous_id == link.c.anonymous_id))
+    ).where(
+        or_(
+            known.c.user_id.is_(None),
+            and_(
+                known.c.user_id != link.c.user_id,
+                aggregates.earlier(link.c.linked_at, link.c.message_id, known.c.linked_at, known.c.message_id),
+            ),
+        ),
+        exists().where(
+            events.c.site_id == site_id, events.c.anonymous_id == link.c.anonymous_id,
+            events.c.id <= lo, events.c.user_id.is_(None), events.c.is_bot.is_(False),
+        ),
+    ).subquery()
+    new_profile = literal("u:") + changed.c.new_user
+    old_profile = case(
+        (changed.c.old_user.is_(None), literal("a:") + changed.c.anonymous_id),
+        else_=literal("u:") + changed.c.old_user,
+    )
+    gaining = select(new_profile, changed.c.new_user, literal(None, models.PROFILE_ID), changed.c.linked_at)
+    losing = select(old_profile, changed.c.old_user, new_profile, changed.c.linked_at)
+    columns = ["profile_id", "user_id", "merged_into", "merged_at"]
+    conn.execute(insert(fold_affected).from_select(columns, union_all(gaining, losing)))
+    return conn.scalar(select(func.count(fold_affected.c.profile_id.distinct())))
+
+
+def _upsert_identities(conn, site_id):
+    stmt = dialects.dialect_insert(conn, identities)
+    stmt = stmt.from_select(
+        ["site_id", "anonymous_id", "user_id", "linked_at", "message_id"],
+        select(literal(site_id), fold_links.c.anonymous_id, fold_links.c.user_id, fold_links.c.linked_at,
+               fold_links.c.message_id).where(fold_links.c.anonymous_id.is_not(None)),
+    )
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site_id", "anonymous_id"],
+        set_={"user_id": new.user_id, "linked_at": new.linked_at, "message_id": new.message_id},
+        where=aggregates.earlier(new.linked_at, new.message_id, identities.c.linked_at, identities.c.message_id),
+    )
+    conn.execute(stmt)
+
+
+def _forget_affected(conn, site_id):
+    affected = select(fold_affected.c.profile_id)
+    for table in (facts, sessions, views, cart):
+        conn.execute(delete(table).where(table.c.site_id == site_id, table.c.profile_id.in_(affected)))
+
+
+# --- loading events --------------------------------------------------------------------
+
+def _resolved(site_id):
+    """events LEFT JOIN identities, and each event's profile id."""
+    joined = events.outerjoin(
+        identities, and_(identities.c.site_id == events.c.site_id, identities.c.anonymous_id == events.c.anonymous_id)
+    )
+    profile = case(
+        (events.c.user_id.is_not(None), literal("u:") + events.c.user_id),
+        (identities.c.user_id.is_not(None), literal("u:") + identities.c.user_id),
+        else_=literal("a:") + events.c.anonymous_id,
+    )
+    return joined, profile
+
+
+def _cents(amount):
+    return case((func.abs(amount) < 1e12, cast(func.floor(amount * 100 + 0.5), BigInteger)))
+
+
+def _event_columns(dialect, profile):
+    props = events.c.properties
+    name = case((events.c.type == "track", events.c.event))
+    is_product = and_(events.c.type == "track", events.c.event.in_(rules.PRODUCT_EVENTS))
+    is_order = and_(events.c.type == "track", events.c.event == rules.ORDER_COMPLETED)
+    is_identify = events.c.type == "identify"
+
+    def text_of(key):
+        return dialects.json_text(dialect, props, key)
+
+    quantity = dialects.json_number(dialect, props, "quantity")
+    revenue = func.coalesce(*(dialects.json_number(dialect, props, key) for key in ("revenue", "total", "value")))
+    return {
+        "profile_id": profile,
+        "message_id": events.c.message_id,
+        "at": events.c.timestamp,
+        "type": events.c.type,
+        "event": name,
+        "activity": or_(
+            events.c.type.in_(("page", "screen")),
+            and_(events.c.type == "track", events.c.event.not_in(rules.EMAIL_EVENTS)),
+        ),
+        "product_id": case((is_product, func.substr(func.coalesce(text_of("product_id"), text_of("id"), text_of("sku")), 1, 200))),
+        "product_name": case((is_product, text_of("name"))),
+        "product_url": case((is_product, func.coalesce(text_of("url"), events.c.url))),
+        "category": case((is_product, text_of("category"))),
+        "price_cents": case((is_product, _cents(dialects.json_number(dialect, props, "price")))),
+        "quantity": case((is_product, case((and_(quantity >= 1, quantity <= 1e6), cast(func.floor(quantity), Integer)), else_=1))),
+        "revenue_cents": case((is_order, _cents(revenue))),
+        "traits": case((and_(is_identify, dialects.json_is_object(dialect, events.c.traits)), events.c.traits)),
+        "email": case((is_identify, dialects.json_text(dialect, events.c.traits, "email"))),
+    }
+
+
+def _load(conn, dialect, site_id, where):
+    joined, profile = _resolved(site_id)
+    columns = _event_columns(dialect, profile)
+    query = (
+        select(*(expr.label(name) for name, expr in columns.items()))
+        .select_from(joined)
+        .where(events.c.site_id == site_id, events.c.is_bot.is_(False), where)
+        .subquery()
+    )
+    stmt = insert(fold_events).from_select(list(columns), select(query).where(query.c.profile_id.is_not(None)))
+    return aggregates.execute_counting(conn, stmt)
+
+
+def _load_events(conn, dialect, site_id, where):
+    return _load(conn, dialect, site_id, where)
+
+
+def _load_rebuild_events(conn, dialect, site_id, lo):
+    """The already-folded events of the profiles being rebuilt (two index lookups)."""
+    users = select(fold_affected.c.user_id).where(fold_affected.c.user_id.is_not(None))
+    linked = select(identities.c.anonymous_id).where(identities.c.site_id == site_id, identities.c.user_id.in_(users))
+    read = _load(conn, dialect, site_id, and_(events.c.id <= lo, events.c.user_id.in_(users)))
+    read += _load(
+        conn, dialect, site_id,
+        and_(events.c.id <= lo, events.c.user_id.is_(None), events.c.anonymous_id.in_(linked)),
+    )
+    return read

@@ -1,0 +1,191 @@
+"""Tables of the segmenter: identities, profile facts, memberships and their history, rollups.
+
+A profile is keyed by `profile_id`: `u:<userId>` for identified people, `a:<anonymousId>`
+for anonymous ones (an anonymous id linked to a user id folds into `u:<userId>`).
+Times are epoch milliseconds; money is in integer cents so that sums commute exactly.
+"""
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from collector.models import Base, BigId, Event
+
+PROFILE_ID = String(210)
+FK_SITE = "sites.id"
+
+# The fold reads a site's events by id range; the collector's indexes do not cover that.
+Index("ix_events_site_id", Event.site_id, Event.id)
+
+
+class Identity(Base):
+    """An anonymous id (or an aliased previous id) linked to a user id: the earliest link wins."""
+
+    __tablename__ = "identities"
+    __table_args__ = (Index("ix_identities_user", "site_id", "user_id", "anonymous_id"),)
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    anonymous_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    linked_at: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str] = mapped_column(String(200))
+
+
+class ProfileFact(Base):
+    """One row per profile: commutative aggregates of its (non-bot) events."""
+
+    __tablename__ = "profile_facts"
+    __table_args__ = (Index("ix_profile_facts_due", "site_id", "next_check_at"),)
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(PROFILE_ID, primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(200))
+    first_seen_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_at: Mapped[int | None] = mapped_column(BigInteger)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    page_views: Mapped[int] = mapped_column(Integer, default=0)
+    product_views: Mapped[int] = mapped_column(Integer, default=0)
+    last_product_viewed_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_product_message_id: Mapped[str | None] = mapped_column(String(200))
+    last_product_id: Mapped[str | None] = mapped_column(Text)
+    last_product_name: Mapped[str | None] = mapped_column(Text)
+    last_product_url: Mapped[str | None] = mapped_column(Text)
+    last_product_category: Mapped[str | None] = mapped_column(Text)
+    last_product_price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    top_categories: Mapped[list[Any] | None] = mapped_column()
+    cart_items: Mapped[int] = mapped_column(Integer, default=0)
+    cart_value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_cart_add_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_checkout_at: Mapped[int | None] = mapped_column(BigInteger)
+    first_order_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_order_at: Mapped[int | None] = mapped_column(BigInteger)
+    order_count: Mapped[int] = mapped_column(Integer, default=0)
+    revenue_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    email_opens: Mapped[int] = mapped_column(Integer, default=0)
+    email_clicks: Mapped[int] = mapped_column(Integer, default=0)
+    first_email_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_email_engaged_at: Mapped[int | None] = mapped_column(BigInteger)
+    email: Mapped[str | None] = mapped_column(Text)
+    email_at: Mapped[int | None] = mapped_column(BigInteger)
+    email_message_id: Mapped[str | None] = mapped_column(String(200))
+    traits: Mapped[dict[str, Any] | None] = mapped_column()
+    traits_at: Mapped[int | None] = mapped_column(BigInteger)
+    traits_message_id: Mapped[str | None] = mapped_column(String(200))
+    #: When a verdict of this profile may next change by time alone; 0 = changed, check now.
+    next_check_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ProfileSession(Base):
+    """A session: a run of a profile's events with gaps of at most SESSION_GAP."""
+
+    __tablename__ = "profile_sessions"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(PROFILE_ID, primary_key=True)
+    started_at: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ended_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProfileView(Base):
+    """One of a profile's latest RECENT_VIEWS_KEPT `Product Viewed` events."""
+
+    __tablename__ = "profile_views"
+    __table_args__ = (Index("ix_profile_views_time", "site_id", "profile_id", "at"),)
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(PROFILE_ID, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+    product_id: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    price_cents: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CartLine(Base):
+    """The latest `Product Added` / `Product Removed` of a product by a profile."""
+
+    __tablename__ = "cart_lines"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(PROFILE_ID, primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    added: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Membership(Base):
+    """A profile currently in a segment, since when, with what context."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (Index("ix_memberships_profile", "site_id", "profile_id"),)
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(PROFILE_ID, primary_key=True)
+    entered_at: Mapped[int] = mapped_column(BigInteger)
+    context: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class MembershipChange(Base):
+    """Every enter and exit. `id` ascends in commit order: use it as a feed cursor."""
+
+    __tablename__ = "membership_changes"
+    __table_args__ = (
+        Index("ix_membership_changes_site", "site_id", "id"),
+        Index("ix_membership_changes_profile", "site_id", "profile_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
+    segment: Mapped[str] = mapped_column(String(64))
+    profile_id: Mapped[str] = mapped_column(PROFILE_ID)
+    change: Mapped[str] = mapped_column(String(8))  # "enter" | "exit"
+    at: Mapped[int] = mapped_column(BigInteger)  # the threshold crossing, where known
+    detected_at: Mapped[int] = mapped_column(BigInteger)  # the rollup's now
+    reason: Mapped[str] = mapped_column(Text)
+    context: Mapped[dict[str, Any] | None] = mapped_column()
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RollupRun(Base):
+    """One rollup of one site: its range of events, counts, changes and errors."""
+
+    __tablename__ = "rollup_runs"
+    __table_args__ = (Index("ix_rollup_runs_site", "site_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed | interrupted
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    now: Mapped[int | None] = mapped_column(BigInteger)
+    watermark_from: Mapped[int] = mapped_column(BigInteger)
+    watermark_to: Mapped[int] = mapped_column(BigInteger)
+    events_folded: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    profiles_evaluated: Mapped[int] = mapped_column(BigInteger, default=0)
+    enters: Mapped[int] = mapped_column(Integer, default=0)
+    exits: Mapped[int] = mapped_column(Integer, default=0)
+    first_change_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_change_id: Mapped[int | None] = mapped_column(BigInteger)
+    segments: Mapped[dict[str, Any] | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RollupState(Base):
+    """Per site: the last folded event id and the settings the memberships were judged with."""
+
+    __tablename__ = "rollup_state"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    settings_hash: Mapped[str | None] = mapped_column(String(64))

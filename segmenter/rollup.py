@@ -1,0 +1,234 @@
+"""The rollup: fold a site's new events into facts, then judge the due profiles.
+
+One rollup at a time per site (`collector.dialects.rollup_lock`: a PostgreSQL advisory
+lock, an flock beside a SQLite file). Events are folded in chunks of `chunk_size` ids,
+each in its own transaction with the new watermark (compare-and-set, so even without the
+lock no event is folded twice). Memberships are judged in a final transaction from the
+committed facts; the profiles a chunk touched stay marked due until then, so a rollup
+killed at any point and run again ends exactly where an uninterrupted one would.
+"""
+import hashlib
+import json
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import func, insert, select, update
+
+from collector import dialects
+from collector.db import write_engine
+from collector.models import Event, Site
+from collector.store import now_ms
+from segmenter import models, rules
+from segmenter.fold import fold_chunk
+from segmenter.memberships import evaluate_site, segment_sizes
+from segmenter.schemas import load_settings
+
+CHUNK_SIZE = 50_000
+RUNS_KEPT = 10_000  # per site
+events = Event.__table__
+sites = Site.__table__
+runs = models.RollupRun.__table__
+state = models.RollupState.__table__
+changes = models.MembershipChange.__table__
+
+
+class WatermarkMoved(Exception):
+    """Another rollup folded this site's events meanwhile (only possible without the lock)."""
+
+
+@dataclass
+class RunSummary:
+    """The outcome of one site's rollup. `status`: done, busy (another rollup holds the
+    site) or failed (see `error`). Changes made: ids first_change_id..last_change_id."""
+
+    site_id: int
+    site_name: str
+    status: str
+    run_id: int | None = None
+    now: int | None = None
+    watermark_from: int = 0
+    watermark_to: int = 0
+    events_folded: int = 0
+    events_read: int = 0
+    profiles_evaluated: int = 0
+    enters: int = 0
+    exits: int = 0
+    first_change_id: int | None = None
+    last_change_id: int | None = None
+    segments: dict = field(default_factory=dict)
+    error: str | None = None
+    changes_before: int = field(default=0, repr=False)  # the largest change id before the run
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def run_rollup(engine, now=None, site_id=None, chunk_size=CHUNK_SIZE, progress=None):
+    """Roll up every site (or one): a list of RunSummary, one per site.
+
+    `now` (epoch ms) defaults to the clock; pass it for backfills and tests.
+    `progress(site_name, backlog)` may return a context manager with `update(events)`.
+
+    >>> run_rollup(engine, now=1_700_000_000_000)  # doctest: +SKIP
+    """
+    with engine.connect() as conn:
+        query = select(sites.c.id, sites.c.name).order_by(sites.c.id)
+        if site_id is not None:
+            query = query.where(sites.c.id == site_id)
+        found = conn.execute(query).all()
+    return [rollup_site(engine, sid, name, now, chunk_size, progress) for sid, name in found]
+
+
+def rollup_site(engine, site_id, site_name, now=None, chunk_size=CHUNK_SIZE, progress=None):
+    """Roll up one site under its lock; returns a RunSummary (status "busy" if locked)."""
+    with dialects.rollup_lock(engine, site_id) as held:
+        if not held:
+            return RunSummary(site_id, site_name, "busy")
+        summary = RunSummary(site_id, site_name, "running")
+        clock = (lambda: now) if now is not None else now_ms
+        try:
+            _start(engine, summary, clock())
+            _fold_backlog(engine, summary, clock, chunk_size, progress)
+            _judge(engine, summary, clock())
+        except Exception as err:  # recorded in rollup_runs, reported by the CLI
+            summary.status = "failed"
+            summary.error = f"{type(err).__name__}: {err}"
+            if summary.run_id is not None:
+                with write_engine(engine).begin() as conn:
+                    _finish(conn, summary)
+        return summary
+
+
+def _start(engine, summary, started_at):
+    with write_engine(engine).begin() as conn:
+        stmt = dialects.insert_ignoring_duplicates(conn, state, ["site_id"])
+        conn.execute(stmt.values(site_id=summary.site_id, watermark=0))
+        watermark = conn.scalar(select(state.c.watermark).where(state.c.site_id == summary.site_id))
+        # We hold the site's lock: a run still marked running was killed.
+        conn.execute(
+            update(runs)
+            .where(runs.c.site_id == summary.site_id, runs.c.status == "running")
+            .values(status="interrupted")
+        )
+        summary.run_id = conn.execute(
+            insert(runs).values(
+                site_id=summary.site_id, status="running", started_at=started_at, watermark_from=watermark,
+                watermark_to=watermark, events_folded=0, events_read=0, profiles_evaluated=0, enters=0, exits=0,
+            )
+        ).inserted_primary_key[0]
+        summary.changes_before = conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)))
+    summary.watermark_from = summary.watermark_to = watermark
+
+
+def _fold_backlog(engine, summary, clock, chunk_size, progress):
+    ceiling = dialects.safe_max_id(engine, events)
+    if progress is not None:
+        with engine.connect() as conn:
+            backlog = conn.scalar(
+                select(func.count()).where(
+                    events.c.site_id == summary.site_id, events.c.id > summary.watermark_to, events.c.id <= ceiling)
+            )
+        bar = progress(summary.site_name, backlog)
+    else:
+        bar = nullcontext()
+    with bar:
+        while True:
+            folded = _fold_next_chunk(engine, summary, ceiling, chunk_size, clock())
+            if progress is not None and folded:
+                bar.update(folded)
+            if folded < chunk_size:
+                return
+
+
+def _fold_next_chunk(engine, summary, ceiling, chunk_size, now):
+    """Fold the next chunk in one transaction; returns how many events it held."""
+    with write_engine(engine).begin() as conn:
+        lo = conn.scalar(select(state.c.watermark).where(state.c.site_id == summary.site_id).with_for_update())
+        if lo != summary.watermark_to:
+            raise WatermarkMoved(f"watermark moved from {summary.watermark_to} to {lo}")
+        ids = (
+            select(events.c.id)
+            .where(events.c.site_id == summary.site_id, events.c.id > lo, events.c.id <= ceiling)
+            .order_by(events.c.id)
+            .limit(chunk_size)
+            .subquery()
+        )
+        hi, count = conn.execute(select(func.max(ids.c.id), func.count())).one()
+        if not count:
+            if lo < ceiling:
+                _advance(conn, summary, lo, ceiling)
+            return 0
+        folded = fold_chunk(conn, summary.site_id, lo, hi, now, summary.run_id)
+        _advance(conn, summary, lo, hi)
+        summary.events_folded += count
+        summary.events_read += folded.events_read
+        summary.exits += folded.merged_exits
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == summary.run_id)
+            .values(watermark_to=hi, events_folded=summary.events_folded, events_read=summary.events_read)
+        )
+    return count
+
+
+def _advance(conn, summary, lo, hi):
+    moved = conn.execute(
+        update(state).where(state.c.site_id == summary.site_id, state.c.watermark == lo).values(watermark=hi)
+    ).rowcount
+    if moved != 1:
+        raise WatermarkMoved(f"watermark of site {summary.site_id} is no longer {lo}")
+    summary.watermark_to = hi
+
+
+def settings_fingerprint(settings):
+    """A digest of the settings and the rules' version: when it changes, everyone is re-judged."""
+    text = json.dumps({"rules": rules.RULES_VERSION, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _judge(engine, summary, now):
+    with write_engine(engine).begin() as conn:
+        stored = conn.scalar(select(sites.c.settings).where(sites.c.id == summary.site_id))
+        settings = load_settings(stored)
+        fingerprint = settings_fingerprint(settings)
+        known = conn.scalar(select(state.c.settings_hash).where(state.c.site_id == summary.site_id))
+        result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, everyone=known != fingerprint)
+        if known != fingerprint:
+            conn.execute(update(state).where(state.c.site_id == summary.site_id).values(settings_hash=fingerprint))
+        summary.now = now
+        summary.profiles_evaluated = result.profiles_evaluated
+        summary.enters += result.enters
+        summary.exits += result.exits
+        sizes = segment_sizes(conn, summary.site_id)
+        minimum = settings["min_segment_size"]
+        summary.segments = {
+            rule.name: {
+                "members": sizes.get(rule.name, 0),
+                "too_small": sizes.get(rule.name, 0) < minimum,
+                **result.per_segment.get(rule.name, {"enters": 0, "exits": 0}),
+            }
+            for rule in rules.BUILT_IN
+        }
+        summary.first_change_id, summary.last_change_id = conn.execute(
+            select(func.min(changes.c.id), func.max(changes.c.id)).where(
+                changes.c.site_id == summary.site_id, changes.c.id > summary.changes_before,
+                changes.c.run_id == summary.run_id)
+        ).one()
+        summary.status = "done"
+        _finish(conn, summary)
+
+
+def _finish(conn, summary):
+    values = dict(
+        status=summary.status, finished_at=now_ms(), now=summary.now, watermark_to=summary.watermark_to,
+        events_folded=summary.events_folded, events_read=summary.events_read,
+        profiles_evaluated=summary.profiles_evaluated, enters=summary.enters, exits=summary.exits,
+        first_change_id=summary.first_change_id, last_change_id=summary.last_change_id,
+        segments=summary.segments or None, error=summary.error,
+    )
+    conn.execute(update(runs).where(runs.c.id == summary.run_id).values(**values))
+    oldest_kept = conn.scalar(
+        select(runs.c.id).where(runs.c.site_id == summary.site_id).order_by(runs.c.id.desc()).offset(RUNS_KEPT).limit(1)
+    )
+    if oldest_kept is not None:
+        conn.execute(runs.delete().where(runs.c.site_id == summary.site_id, runs.c.id <= oldest_kept))

@@ -1,0 +1,75 @@
+"""Per-connection scratch (TEMPORARY) tables of a fold; emptied before each use."""
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Integer, MetaData, String, Table, delete
+from sqlalchemy.schema import CreateTable
+
+from segmenter.models import PROFILE_ID
+
+TEMP = MetaData()
+
+
+def _temp(name, *columns):
+    return Table(name, TEMP, *columns, prefixes=["TEMPORARY"])
+
+
+fold_events = _temp(
+    "fold_events",
+    Column("profile_id", PROFILE_ID),
+    Column("message_id", String(200)),
+    Column("at", BigInteger),
+    Column("type", String(16)),
+    Column("event", String(200)),
+    Column("activity", Boolean),
+    Column("product_id", String(200)),
+    Column("product_name", String),
+    Column("product_url", String),
+    Column("category", String),
+    Column("price_cents", BigInteger),
+    Column("quantity", Integer),
+    Column("revenue_cents", BigInteger),
+    Column("traits", JSON),
+    Column("email", String),
+)
+fold_links = _temp(
+    "fold_links",
+    Column("anonymous_id", String(200)),
+    Column("user_id", String(200)),
+    Column("linked_at", BigInteger),
+    Column("message_id", String(200)),
+)
+fold_affected = _temp(
+    "fold_affected",
+    Column("profile_id", PROFILE_ID),
+    Column("user_id", String(200)),
+    Column("merged_into", PROFILE_ID),
+    Column("merged_at", BigInteger),
+)
+fold_touched = _temp("fold_touched", Column("profile_id", PROFILE_ID, primary_key=True))
+fold_new_sessions = _temp(
+    "fold_new_sessions",
+    Column("profile_id", PROFILE_ID),
+    Column("started_at", BigInteger),
+    Column("ended_at", BigInteger),
+)
+fold_merged_sessions = _temp(
+    "fold_merged_sessions",
+    Column("profile_id", PROFILE_ID),
+    Column("started_at", BigInteger),
+    Column("ended_at", BigInteger),
+)
+fold_derived = _temp(
+    "fold_derived",
+    Column("profile_id", PROFILE_ID, primary_key=True),
+    Column("sessions", Integer),
+    Column("cart_items", Integer),
+    Column("cart_value_cents", BigInteger),
+    Column("top_categories", JSON),
+)
+
+
+
+
+def prepare(conn):
+    """Create the scratch tables on this connection (once) and empty them."""
+    for table in TEMP.sorted_tables:
+        conn.execute(CreateTable(table, if_not_exists=True))
+        conn.execute(delete(table))

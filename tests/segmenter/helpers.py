@@ -1,0 +1,95 @@
+"""Helpers of the segmenter tests: stored events without HTTP, facts and memberships as dicts."""
+import itertools
+from datetime import datetime, timezone
+
+from sqlalchemy import insert, select
+
+from collector.models import Event
+from segmenter import models
+
+T0 = int(datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc).timestamp() * 1000)
+_ids = itertools.count(1)
+
+
+def event(kind="track", name=None, anon="anon-1", user=None, at=T0, props=None, **extra):
+    """An `events` row (without site_id) as the collector would store it."""
+    row = {
+        "message_id": extra.pop("message_id", f"m-{next(_ids):08d}"),
+        "type": kind,
+        "event": name if kind == "track" else None,
+        "name": name if kind in ("page", "screen") else None,
+        "anonymous_id": anon,
+        "user_id": user,
+        "previous_id": extra.pop("previous_id", None),
+        "group_id": None,
+        "url": extra.pop("url", None),
+        "path": None,
+        "referrer": None,
+        "title": None,
+        "properties": props,
+        "traits": extra.pop("traits", None),
+        "context": None,
+        "browser": None,
+        "os": None,
+        "device": None,
+        "is_bot": extra.pop("is_bot", False),
+        "ip": None,
+        "utm_source": None,
+        "utm_medium": None,
+        "utm_campaign": None,
+        "utm_term": None,
+        "utm_content": None,
+        "timestamp": at,
+        "received_at": extra.pop("received_at", at),
+    }
+    assert not extra, extra
+    return row
+
+
+def track(name, /, at=T0, anon="anon-1", user=None, **props):
+    """A track event row with `props` as its properties."""
+    return event("track", name, anon=anon, user=user, at=at, props=props or None)
+
+
+def page(at=T0, anon="anon-1", user=None, url="https://shop.example/"):
+    """A page event row."""
+    return event("page", None, anon=anon, user=user, at=at, url=url)
+
+
+def identify(user, anon="anon-1", at=T0, **traits):
+    """An identify event row linking `anon` to `user`."""
+    return event("identify", None, anon=anon, user=user, at=at, traits=traits or None)
+
+
+def store(engine, site_id, rows):
+    """Insert event rows for a site (in the given order: ids follow it)."""
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(Event.__table__), [{**row, "site_id": site_id} for row in rows])
+
+
+def facts(engine, site_id, drop=("next_check_at",)):
+    """{profile_id: facts dict} of a site."""
+    table = models.ProfileFact.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(table).where(table.c.site_id == site_id)).mappings().all()
+    return {row["profile_id"]: {k: v for k, v in row.items() if k not in drop} for row in rows}
+
+
+def members(engine, site_id, with_time=False):
+    """{segment: {profile_id: context}} of a site (or (entered_at, context) with_time)."""
+    table = models.Membership.__table__
+    found = {}
+    with engine.connect() as conn:
+        for row in conn.execute(select(table).where(table.c.site_id == site_id)).mappings():
+            value = (row["entered_at"], row["context"]) if with_time else row["context"]
+            found.setdefault(row["segment"], {})[row["profile_id"]] = value
+    return found
+
+
+def changes(engine, site_id):
+    """Every membership change of a site, oldest first, as dicts."""
+    table = models.MembershipChange.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(table).where(table.c.site_id == site_id).order_by(table.c.id)).mappings().all()
+    return [dict(row) for row in rows]
