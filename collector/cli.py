@@ -112,3 +112,8 @@ def find_site_or_fail(engine, name_or_id):
 def _ensure_schema(engine):
     if db.is_empty(engine):
         db.upgrade(engine)
+
+
+from segmenter.cli import register  # noqa: E402
+
+register(main)

@@ -1,0 +1,211 @@
+"""The segmenter's commands, added to `cohortly` by `register(main)`: a thin shell over the library."""
+import json
+import sys
+import time
+from datetime import datetime, timezone
+
+import click
+from marshmallow import ValidationError
+
+from segmenter import rollup as rollup_lib
+from segmenter import store
+
+PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
+
+
+def _engine():
+    from collector import create_app
+
+    return create_app().extensions["cohortly_engine"]
+
+
+def _ready_engine():
+    engine = _engine()
+    if not store.has_schema(engine):
+        raise click.ClickException("The database has no segmenter tables yet: run `cohortly db upgrade`.")
+    return engine
+
+
+def _site(engine, name_or_id):
+    from collector.cli import find_site_or_fail
+
+    return find_site_or_fail(engine, name_or_id)
+
+
+def _parse_now(text):
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO time, e.g. 2026-01-05T12:00:00Z.", param_hint="--now") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _iso(ms):
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _progress(site_name, backlog):
+    if backlog < PROGRESS_FROM or not sys.stdout.isatty():
+        return _NoBar()
+    return click.progressbar(length=backlog, label=f"{site_name}: folding {backlog:,} events")
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, _n):
+        pass
+
+
+def _report(summary, as_json):
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+        return
+    if summary.status == "busy":
+        click.echo(f"{summary.site_name}: another rollup is running; skipped.")
+        return
+    if summary.status == "failed":
+        click.echo(f"{summary.site_name}: rollup failed: {summary.error}", err=True)
+        return
+    small = [name for name, seg in summary.segments.items() if seg["too_small"] and seg["members"]]
+    click.echo(
+        f"{summary.site_name}: folded {summary.events_folded:,} events, judged {summary.profiles_evaluated:,} profiles, "
+        f"{summary.enters} enters, {summary.exits} exits"
+        + (f" (changes {summary.first_change_id}-{summary.last_change_id})" if summary.first_change_id else "")
+        + (f"; under the minimum size: {', '.join(small)}" if small else "")
+    )
+
+
+@click.command()
+@click.option("--every", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Run again every SECONDS until stopped.")
+@click.option("--now", "now_text", metavar="ISO", help="Judge as of this time (backfills, tests), e.g. 2026-01-05T12:00:00Z.")
+@click.option("--site", "site_name", metavar="SITE", help="Only this site (a name or id).")
+@click.option("--status", is_flag=True, help="Show the recent runs instead: time, events folded, enters/exits, errors.")
+@click.option("--limit", default=20, show_default=True, help="How many runs --status shows.")
+@click.option("--chunk-size", default=rollup_lib.CHUNK_SIZE, show_default=True, type=click.IntRange(min=1),
+              help="Events folded per transaction.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site (or run).")
+def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
+    """Fold new events into profile facts and move profiles in and out of segments.
+
+    Example: cohortly rollup --every 60
+    """
+    engine = _ready_engine()
+    site_id = _site(engine, site_name)["id"] if site_name else None
+    if status:
+        _show_status(engine, site_id, limit, as_json)
+        return
+    now = _parse_now(now_text)
+    while True:
+        started = time.monotonic()
+        summaries = rollup_lib.run_rollup(engine, now=now, site_id=site_id, chunk_size=chunk_size, progress=_progress)
+        for summary in summaries:
+            _report(summary, as_json)
+        if every is None:
+            if any(summary.status == "failed" for summary in summaries):
+                sys.exit(1)
+            return
+        try:
+            time.sleep(max(0.0, every - (time.monotonic() - started)))
+        except KeyboardInterrupt:
+            return
+
+
+def _show_status(engine, site_id, limit, as_json):
+    names = {site["id"]: site["name"] for site in _sites(engine)}
+    for run in store.recent_runs(engine, site_id, limit):
+        if as_json:
+            click.echo(json.dumps(run))
+            continue
+        click.echo(
+            f"{_iso(run['started_at'])}  {names.get(run['site_id'], run['site_id'])}  {run['status']:<11}  "
+            f"folded {run['events_folded']:,}  enters {run['enters']}  exits {run['exits']}  "
+            f"watermark {run['watermark_to']}  errors: {run['error'] or '-'}"
+        )
+
+
+def _sites(engine):
+    from collector import store as collector_store
+
+    return collector_store.list_sites(engine)
+
+
+@click.command("configure")
+@click.argument("site")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Set a segment setting, e.g. cart_abandon_after=2h (repeatable).")
+@click.option("--unset", multiple=True, metavar="NAME", help="Return a setting to its default (repeatable).")
+def configure(site, assignments, unset):
+    """Show or change SITE's segment settings (durations like 30m, 2h, 7d).
+
+    Example: cohortly sites configure shop --set cart_abandon_after=2h --set min_segment_size=50
+    """
+    engine = _ready_engine()
+    found = _site(engine, site)
+    pairs = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{assignment!r} is not NAME=VALUE.", param_hint="--set")
+        pairs[name.strip()] = value.strip()
+    try:
+        settings = store.configure_site(engine, found["id"], pairs, unset)
+    except ValidationError as err:
+        raise click.ClickException("Invalid settings: " + _messages(err.messages)) from None
+    for name, value in store.describe_settings(settings).items():
+        click.echo(f"{name} = {value}")
+
+
+def _messages(messages):
+    if isinstance(messages, dict):
+        return "; ".join(f"{name}: {' '.join(map(str, errors if isinstance(errors, list) else [errors]))}"
+                         for name, errors in messages.items())
+    return " ".join(map(str, messages))
+
+
+@click.group()
+def segments():
+    """Segments and their members."""
+
+
+@segments.command("list")
+@click.argument("site")
+def segments_list(site):
+    """List SITE's segments with their sizes; those under min_segment_size are marked."""
+    engine = _ready_engine()
+    for segment in store.list_segments(engine, _site(engine, site)["id"]):
+        mark = "  (under the minimum size)" if segment["too_small"] and segment["members"] else ""
+        click.echo(f"{segment['name']:<20} {segment['members']:>8}  {segment['description']}{mark}")
+
+
+@segments.command("members")
+@click.argument("site")
+@click.argument("segment")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--after", metavar="PROFILE_ID", help="Continue after this profile id.")
+def segments_members(site, segment, limit, after):
+    """Print the members of SEGMENT as JSON lines: profile, user id, email, since when, context."""
+    engine = _ready_engine()
+    try:
+        members = store.segment_members(engine, _site(engine, site)["id"], segment, after=after, limit=limit)
+    except store.UnknownSegment:
+        raise click.ClickException(f"No segment named {segment!r}.") from None
+    for member in members:
+        click.echo(json.dumps(member))
+
+
+def register(main):
+    """Add the segmenter's commands to the `cohortly` group (and `configure` to `cohortly sites`)."""
+    main.add_command(rollup)
+    main.add_command(segments)
+    main.commands["sites"].add_command(configure)
