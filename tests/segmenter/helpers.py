@@ -93,3 +93,13 @@ def changes(engine, site_id):
     with engine.connect() as conn:
         rows = conn.execute(select(table).where(table.c.site_id == site_id).order_by(table.c.id)).mappings().all()
     return [dict(row) for row in rows]
+
+
+def roll(engine, now, **options):
+    """One rollup of every site at `now`; returns the first site's RunSummary (asserting success)."""
+    from segmenter.rollup import run_rollup
+
+    summaries = run_rollup(engine, now=now, **options)
+    for summary in summaries:
+        assert summary.status == "done", summary.error
+    return summaries[0]
