@@ -54,6 +54,15 @@ def truncate_ip(ip):
     '203.0.113.0'
     """
     try:
+        return _truncate_ip(ip)
+    except TypeError:  # unhashable, so not an IP
+        return None
+
+
+# Every message of a request shares its IP: cache the parse (~15 µs) instead of repeating it per message.
+@lru_cache(maxsize=4096, typed=True)
+def _truncate_ip(ip):
+    try:
         address = ipaddress.ip_address(ip)
     except (TypeError, ValueError):
         return None
