@@ -25,7 +25,6 @@ def upsert(conn, table, index_elements, update_columns):
 
 # --- Used by the segmenter's rollup. ---------------------------------------------------
 _FAR = 2**62  # a sentinel beyond any epoch-ms time
-_ROLLUP_LOCK_CLASS = 0x636F686F  # "coho": the advisory lock namespace of rollups
 
 
 def least(dialect, *exprs):
@@ -110,20 +109,22 @@ def lock_for_ordered_ids(conn, table):
 def rollup_lock(engine, site_id):
     """Try to hold the rollup lock of a site across processes and hosts; yields True if held.
 
-    PostgreSQL: a session advisory lock on a dedicated connection. SQLite: an flock on a
-    file beside the database (released by the OS if the process dies).
+    PostgreSQL: a session advisory lock on a dedicated connection, keyed by the schema too
+    (advisory locks are database-wide). SQLite: an flock on a file beside the database
+    (released by the OS if the process dies).
     """
     if engine.dialect.name == "postgresql":
         conn = engine.connect()
         held = False
+        key = func.hashtextextended(func.current_schema() + literal(f"/cohortly-rollup/{site_id}"), 0)
         try:
-            held = bool(conn.scalar(select(func.pg_try_advisory_lock(_ROLLUP_LOCK_CLASS, site_id))))
+            held = bool(conn.scalar(select(func.pg_try_advisory_lock(key))))
             conn.commit()
             yield held
         finally:
             try:
                 if held:
-                    conn.scalar(select(func.pg_advisory_unlock(_ROLLUP_LOCK_CLASS, site_id)))
+                    conn.scalar(select(func.pg_advisory_unlock(key)))
                     conn.commit()
             except Exception:
                 conn.invalidate()  # a dropped session has released its locks anyway
