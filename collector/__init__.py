@@ -3,6 +3,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from collector import config, db, errors, health, snippet, tracking
+from segmenter import api as segment_api
 
 
 def create_app(test_config=None):
@@ -22,4 +23,5 @@ def create_app(test_config=None):
     tracking.init_app(app)
     snippet.init_app(app)
     app.register_blueprint(health.bp)
+    segment_api.init_app(app)
     return app

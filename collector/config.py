@@ -12,6 +12,7 @@ SETTINGS = {
     "TRUSTED_PROXIES": (0, "How many reverse proxies set X-Forwarded-For in front of the collector"),
     "SITE_CACHE_SECONDS": (10, "How long a worker caches a site looked up by its write key"),
     "SNIPPET_PATH": (None, "A second, neutral path the tracker is served at, e.g. /assets/site.js"),
+    "STALE_AFTER": (3600, "Seconds after the last rollup when the API calls a segment stale"),
     "BAD_ROWS_KEEP": (10000, "Bad rows kept per site; older ones are dropped"),
 }
 

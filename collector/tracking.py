@@ -21,7 +21,7 @@ ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
 @bp.route("/v1/batch", methods=["POST"], provide_automatic_options=False)
 def batch():
     body = _read_json()
-    site = _authenticate(body)
+    site = authenticate(body)
     try:
         envelope = batch_schema.load(body)
     except ValidationError as err:
@@ -45,7 +45,7 @@ def batch():
 def _single(kind):
     def view():
         body = _read_json()
-        site = _authenticate(body)
+        site = authenticate(body)
         if body.get("type") is None:
             body["type"] = kind
         if body["type"] != kind:
@@ -180,7 +180,7 @@ def _gunzip(data, limit):
     return out
 
 
-def _authenticate(body):
+def authenticate(body):
     """The site of the request's write key (Basic auth user, body `writeKey` or `?writeKey=`)."""
     key = _write_key(body)
     if not key:

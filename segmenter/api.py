@@ -1,0 +1,258 @@
+"""The segment API under /api/v1 (API key) and the visitor's own segments at /v1/segments/me (write key)."""
+import csv
+import io
+import json
+import time
+
+from flask import Response, current_app, g, request, stream_with_context
+from flask_smorest import Api, Blueprint
+
+from collector import store as collector_store
+from collector.db import get_engine
+from collector.enrich import to_ms
+from collector.errors import APIError, error_response
+from collector.tracking import authenticate, cors_headers
+from segmenter import members, rules, store
+from segmenter.api_schemas import (
+    ChangePageSchema, ChangesQuery, ExportQuery, MemberPageSchema, MemberSchema, MembersQuery, ProfileSchema,
+    SegmentListSchema, SegmentSchema, VisitorQuery, VisitorSegmentsSchema, iso, iso_times,
+)
+
+bp = Blueprint("segments", __name__, url_prefix="/api/v1", description="Segments, members, changes and profiles (API key).")
+visitor_bp = Blueprint("visitor", __name__, url_prefix="/v1", description="A visitor's own segments (write key).")
+CSV_COLUMNS = ("profile_id", "user_id", "email", "anonymous_ids", "entered_at", "context")
+HISTORY_KEPT = 200
+
+
+class CohortlyApi(Api):
+    """flask-smorest's Api answering every HTTP error in Cohortly's one error shape."""
+
+    def handle_http_exception(self, error):
+        messages = (getattr(error, "data", None) or {}).get("messages")
+        if messages is not None:  # webargs: invalid query or body
+            fields = messages.get("query") or messages.get("json") or messages
+            return error_response(422, "invalid_request", "The request's arguments are not valid.", fields)
+        code = (error.name or "error").lower().replace(" ", "_")
+        return error_response(error.code or 500, code, error.description or error.name)
+
+
+@bp.before_request
+def require_api_key():
+    """Every /api/v1 route needs `Authorization: Bearer API_KEY`; a write key never reads."""
+    if request.method == "OPTIONS":
+        return None
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    challenge = {"WWW-Authenticate": 'Bearer realm="cohortly"'}
+    if not token:
+        raise APIError(401, "missing_api_key", "Send `Authorization: Bearer API_KEY`.", headers=challenge)
+    engine = get_engine()
+    site = collector_store.find_site(engine, api_key=token)
+    if site is None:
+        if collector_store.find_site(engine, write_key=token):
+            raise APIError(403, "write_key_cannot_read", "A write key can only send events; use the API key.")
+        raise APIError(401, "invalid_api_key", "Unknown API key.", headers=challenge)
+    g.api_site = site
+    return None
+
+
+def _segment_or_404(name):
+    if name not in rules.RULES_BY_NAME:
+        raise APIError(404, "unknown_segment", f"No segment named {name!r}.")
+    return rules.RULES_BY_NAME[name]
+
+
+@bp.route("/segments")
+@bp.response(200, SegmentListSchema)
+def list_segments():
+    """Every segment with its definition, thresholds, size and freshness."""
+    return {"segments": _segments()}
+
+
+@bp.route("/segments/<name>")
+@bp.response(200, SegmentSchema)
+def get_segment(name):
+    """One segment with its definition, thresholds, size and freshness."""
+    _segment_or_404(name)
+    return next(segment for segment in _segments() if segment["name"] == name)
+
+
+def _segments():
+    engine, site_id = get_engine(), g.api_site["id"]
+    settings = store.site_settings(engine, site_id)
+    shown = store.describe_settings(settings)
+    with engine.connect() as conn:
+        computed = members.last_computed(conn, site_id)
+    age = None if computed is None else max(0, (int(time.time() * 1000) - computed) // 1000)
+    stale_after = current_app.config["STALE_AFTER"]
+    found = []
+    for segment in store.list_segments(engine, site_id):
+        rule = rules.RULES_BY_NAME[segment["name"]]
+        definition, used = rule_definition(rule, shown)
+        found.append({
+            "name": rule.name,
+            "description": segment["description"],
+            "definition": definition,
+            "thresholds": {name: shown[name] for name in used},
+            "size": segment["members"],
+            "min_size": segment["min_size"],
+            "too_small": segment["too_small"],
+            "last_computed_at": computed,
+            "age_seconds": age,
+            "stale": age is None or age > stale_after,
+        })
+    return found
+
+
+def rule_definition(rule, shown):
+    """A rule as JSON-ready data, and the names of the settings it uses."""
+    used = []
+
+    def condition(cond):
+        out = {"op": cond.op, "fact": cond.field}
+        if cond.op == "any":
+            out["any"] = [condition(inner) for inner in cond.arg]
+        elif isinstance(cond.arg, tuple):
+            out["later_than"] = list(cond.arg)
+        elif isinstance(cond.arg, str):
+            used.append(cond.arg)
+            out["setting"], out["value"] = cond.arg, shown[cond.arg]
+        elif cond.arg is not None:
+            out["value"] = cond.arg
+        return out
+
+    definition = {
+        "requires": [condition(c) for c in rule.requires],
+        "conditions": [condition(c) for c in rule.conditions],
+        "context": rule.context,
+    }
+    return definition, list(dict.fromkeys(used))
+
+
+@bp.route("/segments/<name>/members")
+@bp.arguments(MembersQuery, location="query")
+@bp.response(200, MemberPageSchema)
+def list_members(args, name):
+    """Members by cursor, with what a message needs; `entered_since` filters."""
+    _segment_or_404(name)
+    after = members.decode_cursor(args["cursor"]) if args.get("cursor") else None
+    if args.get("cursor") and after is None:
+        raise APIError(422, "invalid_request", "The cursor is not valid.", {"cursor": ["Not a cursor of this API."]})
+    since = to_ms(args["entered_since"]) if args.get("entered_since") else None
+    with get_engine().connect() as conn:
+        page = members.member_page(conn, g.api_site["id"], name, after, args["limit"], since)
+    cursor = members.encode_cursor(page[-1]["profile_id"]) if len(page) == args["limit"] else None
+    return {"members": page, "next_cursor": cursor}
+
+
+def _export(name, args, render, mimetype, extension):
+    _segment_or_404(name)
+    engine, site_id = get_engine(), g.api_site["id"]
+    since = to_ms(args["entered_since"]) if args.get("entered_since") else None
+    rows = members.stream_members(engine, site_id, name, since)
+    response = Response(stream_with_context(render(rows)), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'
+    return response
+
+
+@bp.route("/segments/<name>/members.ndjson")
+@bp.arguments(ExportQuery, location="query")
+@bp.doc(responses={"200": {"description": "One member a line", "content": {"application/x-ndjson": {}}}})
+def export_ndjson(args, name):
+    """Every member as newline-delimited JSON, streamed (no row cap, flat memory)."""
+    return _export(name, args, ndjson_lines, "application/x-ndjson", "ndjson")
+
+
+@bp.route("/segments/<name>/members.csv")
+@bp.arguments(ExportQuery, location="query")
+@bp.doc(responses={"200": {"description": "One member a row", "content": {"text/csv": {}}}})
+def export_csv(args, name):
+    """Every member as CSV, streamed (no row cap, flat memory); `context` is a JSON column."""
+    return _export(name, args, csv_lines, "text/csv", "csv")
+
+
+_member_schema = MemberSchema()
+
+
+def ndjson_lines(rows):
+    """Members as NDJSON lines."""
+    for row in rows:
+        yield json.dumps(_member_schema.dump(row), separators=(",", ":")) + "\n"
+
+
+def csv_lines(rows):
+    """Members as CSV lines, header first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([
+            row["profile_id"], row["user_id"] or "", row["email"] or "", " ".join(row["anonymous_ids"]),
+            iso(row["entered_at"]), json.dumps(iso_times(row["context"]), separators=(",", ":")),
+        ])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+@bp.route("/segments/<name>/changes")
+@bp.arguments(ChangesQuery, location="query")
+@bp.response(200, ChangePageSchema)
+def list_changes(args, name):
+    """The enter/exit feed of a segment after the cursor `since`, oldest first."""
+    _segment_or_404(name)
+    with get_engine().connect() as conn:
+        page = members.change_page(conn, g.api_site["id"], args["since"], args["limit"], segment=name)
+    return {"changes": page, "next_cursor": page[-1]["id"] if page else args["since"]}
+
+
+@bp.route("/profiles/<path:profile_id>")
+@bp.response(200, ProfileSchema)
+def get_profile(profile_id):
+    """A profile (by profile id, user id or anonymous id): facts, current segments and history."""
+    engine, site_id = get_engine(), g.api_site["id"]
+    found = store.profile(engine, site_id, profile_id)
+    if found is None:
+        raise APIError(404, "unknown_profile", "No profile with that id.")
+    with engine.connect() as conn:
+        history = members.profile_history(conn, site_id, found["profile_id"], HISTORY_KEPT)
+    keep = ("profile_id", "user_id", "email", "traits", "anonymous_ids", "segments", "recent_views")
+    facts = {key: value for key, value in found.items() if key not in keep}
+    return {**{key: found[key] for key in keep}, "facts": facts, "history": history}
+
+
+@visitor_bp.route("/segments/me")
+@visitor_bp.arguments(VisitorQuery, location="query")
+@visitor_bp.response(200, VisitorSegmentsSchema)
+def my_segments(args):
+    """The segment names of one visitor, for on-site personalisation (write key; nothing else is shown)."""
+    site = authenticate({})
+    engine = get_engine()
+    profile_id = store.resolve_profile_id(engine, site["id"], "a:" + args["anonymousId"])
+    if profile_id is None:
+        return {"segments": []}
+    with engine.connect() as conn:
+        names = members.segments_of(conn, site["id"], [profile_id]).get(profile_id, [])
+    return {"segments": names}
+
+
+visitor_bp.after_request(cors_headers)
+
+
+def init_app(app):
+    """Register the API, its OpenAPI document at /api/v1/openapi.json and a docs page at /api/v1/docs."""
+    app.config.setdefault("API_TITLE", "Cohortly")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_REDOC_PATH", "docs")
+    app.config.setdefault("OPENAPI_REDOC_URL", "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js")
+    app.config.setdefault("API_SPEC_OPTIONS", {"security": [{"bearerAuth": []}]})
+    api = CohortlyApi(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme("writeKey", {"type": "apiKey", "in": "query", "name": "writeKey"})
+    api.register_blueprint(bp)
+    api.register_blueprint(visitor_bp)
+    app.extensions["cohortly_api"] = api

@@ -1,0 +1,125 @@
+"""Marshmallow schemas of the segment API: query arguments and responses (they also make the OpenAPI document)."""
+from datetime import datetime, timezone
+
+from marshmallow import Schema, fields, validate
+
+
+def iso(ms):
+    """An epoch-ms time as ISO 8601 UTC with milliseconds; None stays None."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_times(value):
+    """A JSON value with every integer under a key ending in `_at` shown as an ISO time."""
+    if isinstance(value, dict):
+        return {
+            key: iso(item) if key.endswith("_at") and isinstance(item, int) and not isinstance(item, bool) else iso_times(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [iso_times(item) for item in value]
+    return value
+
+
+class Time(fields.Field):
+    """An epoch-ms time shown as ISO 8601."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso(value)
+
+
+class Json(fields.Field):
+    """Free JSON whose `*_at` times are shown as ISO 8601."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso_times(value)
+
+
+LIMIT = fields.Integer(load_default=100, validate=validate.Range(1, 1000), metadata={"description": "Page size (1-1000)"})
+
+
+class MembersQuery(Schema):
+    cursor = fields.String(metadata={"description": "`next_cursor` of the previous page"})
+    limit = LIMIT
+    entered_since = fields.AwareDateTime(
+        default_timezone=timezone.utc, metadata={"description": "Only members who entered at or after this time"})
+
+
+class ExportQuery(Schema):
+    entered_since = fields.AwareDateTime(default_timezone=timezone.utc)
+
+
+class ChangesQuery(Schema):
+    since = fields.Integer(load_default=0, validate=validate.Range(0), metadata={"description": "A change id; the feed starts after it"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class SegmentSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    definition = fields.Dict(metadata={"description": "The rule as data: minimum data (requires) and conditions"})
+    thresholds = fields.Dict(metadata={"description": "The site's settings the rule uses, as written (2h, 7d, 10)"})
+    size = fields.Integer()
+    min_size = fields.Integer()
+    too_small = fields.Boolean(metadata={"description": "Fewer members than the site's min_segment_size"})
+    last_computed_at = Time(allow_none=True)
+    age_seconds = fields.Integer(allow_none=True)
+    stale = fields.Boolean(metadata={"description": "Not computed within STALE_AFTER seconds"})
+
+
+class SegmentListSchema(Schema):
+    segments = fields.List(fields.Nested(SegmentSchema))
+
+
+class MemberSchema(Schema):
+    profile_id = fields.String()
+    user_id = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    anonymous_ids = fields.List(fields.String())
+    traits = fields.Dict(allow_none=True)
+    entered_at = Time()
+    context = Json(metadata={"description": "What a message needs: browsed products, cart and value, orders"})
+
+
+class MemberPageSchema(Schema):
+    members = fields.List(fields.Nested(MemberSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ChangeSchema(Schema):
+    id = fields.Integer()
+    segment = fields.String()
+    profile_id = fields.String()
+    change = fields.String(metadata={"description": "enter or exit"})
+    at = Time(metadata={"description": "When the behaviour crossed the threshold"})
+    detected_at = Time(metadata={"description": "When the rollup saw it"})
+    reason = fields.String()
+    context = Json(allow_none=True)
+    run_id = fields.Integer(allow_none=True)
+
+
+class ChangePageSchema(Schema):
+    changes = fields.List(fields.Nested(ChangeSchema))
+    next_cursor = fields.Integer(metadata={"description": "Pass as `since` for the next page"})
+
+
+class ProfileSchema(Schema):
+    profile_id = fields.String()
+    user_id = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    anonymous_ids = fields.List(fields.String())
+    traits = fields.Dict(allow_none=True)
+    facts = Json()
+    segments = Json()
+    recent_views = Json()
+    history = fields.List(fields.Nested(ChangeSchema))
+
+
+class VisitorQuery(Schema):
+    anonymousId = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class VisitorSegmentsSchema(Schema):
+    segments = fields.List(fields.String())

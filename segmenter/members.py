@@ -1,0 +1,118 @@
+"""Reading segment members for the API and exports: keyset pages, filters, and flat-memory streams."""
+import base64
+
+from sqlalchemy import and_, func, select
+
+from segmenter import models
+
+memberships = models.Membership.__table__
+facts = models.ProfileFact.__table__
+identities = models.Identity.__table__
+changes = models.MembershipChange.__table__
+STREAM_PAGE = 1000
+
+
+def member_page(conn, site_id, segment, after=None, limit=100, entered_since=None):
+    """Up to `limit` members ordered by profile id, after the profile id `after`.
+
+    Ordering by the primary key makes pages stable while rollups change the segment: a member
+    present for the whole walk is seen exactly once.
+    """
+    m, f = memberships, facts
+    query = (
+        select(m.c.profile_id, f.c.user_id, f.c.email, f.c.traits, m.c.entered_at, m.c.context)
+        .select_from(m.outerjoin(f, and_(f.c.site_id == m.c.site_id, f.c.profile_id == m.c.profile_id)))
+        .where(m.c.site_id == site_id, m.c.segment == segment)
+        .order_by(m.c.profile_id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(m.c.profile_id > after)
+    if entered_since is not None:
+        query = query.where(m.c.entered_at >= entered_since)
+    rows = [dict(row) for row in conn.execute(query).mappings()]
+    _add_anonymous_ids(conn, site_id, rows)
+    return rows
+
+
+def _add_anonymous_ids(conn, site_id, rows):
+    """Each member's anonymous ids: its own for an anonymous profile, the linked ones for a user."""
+    users = {row["profile_id"][2:] for row in rows if row["profile_id"].startswith("u:")}
+    linked = {}
+    if users:
+        query = (
+            select(identities.c.user_id, identities.c.anonymous_id)
+            .where(identities.c.site_id == site_id, identities.c.user_id.in_(users))
+            .order_by(identities.c.user_id, identities.c.anonymous_id)
+        )
+        for user_id, anonymous_id in conn.execute(query):
+            linked.setdefault(user_id, []).append(anonymous_id)
+    for row in rows:
+        kind, ident = row["profile_id"][:2], row["profile_id"][2:]
+        row["anonymous_ids"] = linked.get(ident, []) if kind == "u:" else [ident]
+
+
+def stream_members(engine, site_id, segment, entered_since=None, page_size=STREAM_PAGE):
+    """Every member, one page of `page_size` in memory at a time (a short transaction per page)."""
+    after = None
+    while True:
+        with engine.connect() as conn:
+            page = member_page(conn, site_id, segment, after, page_size, entered_since)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = page[-1]["profile_id"]
+
+
+def change_page(conn, site_id, since=0, limit=100, segment=None, profile_id=None):
+    """Enters and exits with an id above `since`, oldest first."""
+    query = select(changes).where(changes.c.site_id == site_id, changes.c.id > since).order_by(changes.c.id).limit(limit)
+    if segment is not None:
+        query = query.where(changes.c.segment == segment)
+    if profile_id is not None:
+        query = query.where(changes.c.profile_id == profile_id)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def segments_of(conn, site_id, profile_ids):
+    """The segment names each of the given profiles is in: {profile_id: [names]}."""
+    query = (
+        select(memberships.c.profile_id, memberships.c.segment)
+        .where(memberships.c.site_id == site_id, memberships.c.profile_id.in_(profile_ids))
+        .order_by(memberships.c.segment)
+    )
+    found = {}
+    for profile_id, segment in conn.execute(query):
+        found.setdefault(profile_id, []).append(segment)
+    return found
+
+
+def profile_history(conn, site_id, profile_id, limit):
+    """A profile's newest enters and exits, newest first."""
+    query = (
+        select(changes)
+        .where(changes.c.site_id == site_id, changes.c.profile_id == profile_id)
+        .order_by(changes.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def last_computed(conn, site_id):
+    """When the site's segments were last computed (the newest finished rollup's end), or None."""
+    runs = models.RollupRun.__table__
+    return conn.scalar(select(func.max(runs.c.finished_at)).where(runs.c.site_id == site_id, runs.c.status == "done"))
+
+
+def encode_cursor(profile_id):
+    """An opaque cursor for the member after `profile_id`."""
+    return base64.urlsafe_b64encode(profile_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    """The profile id inside a cursor; None when it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
