@@ -38,7 +38,7 @@ export const flush = (hidden) => {
     if (key != own && !key.indexOf(PREFIX + "q.")) {
       const other = load(key);
       if (!(other.t > now())) {
-        queue = queue.concat(other.q);
+        queue = other.q.concat(queue); // older first
         delete storage[key];
       }
     }

@@ -1,7 +1,6 @@
 """Fixtures for the tracker's browser tests: the test pages served on their own origin, and headless Chromium."""
 import functools
 import http.server
-import json
 import os
 import threading
 import time
@@ -65,7 +64,9 @@ class PageServer:
         return self.origin + path
 
 
-@pytest.fixture(scope="session")
+# Module scope: each test module imports these fixtures, and pytest would make a "session" one per module anyway;
+# two Playwright instances may not run at once.
+@pytest.fixture(scope="module")
 def page_server():
     """The test pages served by a threaded http.server on a free port."""
     server = PageServer()
@@ -76,7 +77,7 @@ def page_server():
     server.thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     """Debian's headless Chromium under Playwright."""
     from playwright.sync_api import sync_playwright
@@ -87,8 +88,31 @@ def chromium():
         browser.close()
 
 
+# Logs every /v1/batch request a page makes and how it ended, in the page's own localStorage key (so the log
+# survives reloads and needs no round trip while the page goes away). Playwright's request events lose keepalive
+# requests and report them aborted when the page goes away. A request that a page did not see end (e.g. a
+# keepalive one at pagehide) keeps status null.
+FETCH_LOG = """(() => {
+  const original = window.fetch;
+  const key = "__batches." + Math.random().toString(36).slice(2);
+  const log = [];
+  const save = () => { try { localStorage[key] = JSON.stringify(log); } catch (e) {} };
+  window.fetch = function (url, options) {
+    const answer = original.apply(this, arguments);
+    if (String(url).includes("/v1/batch")) {
+      const entry = {ids: JSON.parse(options.body).batch.map((m) => m.messageId), status: null};
+      log.push(entry);
+      save();
+      answer.then((r) => { entry.status = r.status; save(); }, () => { entry.status = 0; save(); });
+    }
+    return answer;
+  };
+})();"""
+READ_LOG = "Object.keys(localStorage).filter(k => k.startsWith('__batches.')).flatMap(k => JSON.parse(localStorage[k]))"
+
+
 class Tracked:
-    """A site on the live collector whose pages carry the tracker, a fresh browser context, and its requests."""
+    """A site on the live collector whose pages carry the tracker, browser contexts, and their batch requests."""
 
     def __init__(self, collector, server, browser):
         self.collector = collector
@@ -96,9 +120,7 @@ class Tracked:
         self.browser = browser
         self.site = collector.create_site("shop", [server.origin])
         self.contexts = []
-        self.sent = []  # (messageIds, status or None) of every /v1/batch request that got an answer
-        self.failed = []  # messageIds of requests that failed at the network level
-        self.errors = []  # errors and unhandled rejections seen by pages
+        self.errors = []  # uncaught errors and console errors seen by pages
         self.content_types = set()  # of the /v1/batch requests
         self.use()
 
@@ -108,10 +130,12 @@ class Tracked:
         self.server.use_snippet(src or self.collector.url + "/c.js", self.site["write_key"], **data)
 
     def new_page(self, init_script=None):
-        """A page in a new browser context (its own localStorage), watched for batches and errors."""
+        """A page in a new browser context (its own localStorage), its batches logged and errors watched."""
         context = self.browser.new_context()
         self.contexts.append(context)
-        self.watch(context)
+        context.add_init_script(FETCH_LOG)
+        context.on("request", lambda request: _is_batch(request) and self.content_types.add(
+            request.headers.get("content-type")))
         if init_script:
             context.add_init_script(init_script)
         return self.open_in(context)
@@ -124,19 +148,28 @@ class Tracked:
                 and "net::" not in msg.text and self.errors.append(msg.text))
         return page
 
-    def watch(self, context):
-        def finished(request):
-            if _is_batch(request):
-                self.content_types.add(request.headers.get("content-type"))
-                response = request.response()
-                self.sent.append((_message_ids(request), response.status if response else None))
+    def requests(self):
+        """Every /v1/batch request of the open contexts: {"ids": messageIds, "status": HTTP status, 0 for a
+        network failure, None if the page did not see it end}."""
+        logs = []
+        for context in self.contexts:
+            pages = [page for page in context.pages if not page.is_closed()]
+            if pages:
+                logs += pages[0].evaluate(READ_LOG)
+        return logs
 
-        def failed(request):
-            if _is_batch(request):
-                self.failed.append(_message_ids(request))
+    def failed(self):
+        """The message ids of each request that failed at the network level."""
+        return [r["ids"] for r in self.requests() if r["status"] == 0]
 
-        context.on("requestfinished", finished)
-        context.on("requestfailed", failed)
+    def answered(self):
+        """(message ids, status) of each request that got an HTTP answer."""
+        return [(r["ids"], r["status"]) for r in self.requests() if r["status"]]
+
+    def times_sent(self, message_id):
+        """How many requests carrying `message_id` may have reached the collector: all but network failures
+        (one whose end the page did not see, e.g. a keepalive one at pagehide, counts)."""
+        return sum(r["ids"].count(message_id) for r in self.requests() if r["status"] != 0)
 
     def events(self, **match):
         """Stored events of the site whose columns equal `match`."""
@@ -172,10 +205,6 @@ class Tracked:
         (stored,) = self.wait_for_events(1, timeout=timeout, event=event)
         return stored
 
-    def times_sent(self, message_id):
-        """How many answered requests carried `message_id`."""
-        return sum(ids.count(message_id) for ids, _status in self.sent)
-
     def close(self):
         for context in self.contexts:
             context.close()
@@ -183,13 +212,6 @@ class Tracked:
 
 def _is_batch(request):
     return request.method == "POST" and request.url.split("?")[0].endswith("/v1/batch")
-
-
-def _message_ids(request):
-    try:
-        return [m.get("messageId") for m in json.loads(request.post_data or "{}").get("batch", [])]
-    except ValueError:
-        return []
 
 
 @pytest.fixture

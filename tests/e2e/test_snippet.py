@@ -33,7 +33,7 @@ def test_page_view_on_load_in_segment_format(tracked):
     assert page.evaluate("localStorage['cohortly.a']") == event["anonymous_id"]
     assert before - 5000 < event["timestamp"] < time.time() * 1000 + 5000
     # text/plain: a CORS-safelisted type, so the browser sends no preflight.
-    assert all(status == 200 for _ids, status in tracked.sent)
+    assert [status for _ids, status in tracked.answered()] == [200]
     assert tracked.content_types == {"text/plain;charset=UTF-8"}
 
 

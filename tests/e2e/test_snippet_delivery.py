@@ -1,0 +1,218 @@
+"""The tracker's delivery in headless Chromium against a real collector: outages, retries, rejections, tabs."""
+import json
+import time
+
+import pytest
+
+from tests.e2e.snippet_fixtures import chromium, page_server, stored_keys, tracked  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+
+def own_queue(page):
+    """The messages in this tab's stored queue."""
+    return page.evaluate("""Object.keys(localStorage).filter(k => k.startsWith('cohortly.q.'))
+                            .flatMap(k => JSON.parse(localStorage[k]).q)""")
+
+
+def sent_once(tracked, events):
+    """Every stored event's message went out in exactly one answered request."""
+    counts = {e["message_id"]: tracked.times_sent(e["message_id"]) for e in events}
+    assert set(counts.values()) == {1}, "\n".join(map(str, [counts, *tracked.requests()]))
+
+
+@pytest.mark.parametrize("src", ["collector", "first-party"])
+def test_outage_and_reload_lose_nothing_and_send_once(tracked, src):
+    # first-party: the site serves c.js itself and points data-api at the collector, so the script loads while
+    # the collector is down; from the collector, the reloaded page may have no tracker until the next load.
+    if src == "first-party":
+        tracked.use(src=tracked.server.url("/c.js"), api=tracked.collector.url)
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    tracked.wait_for_events(1, type="page")
+
+    tracked.collector.stop()
+    page.evaluate("cohortly.track('During outage 1'); cohortly.track('During outage 2')")
+    tracked.poll(lambda: tracked.failed(), message="a failed request")
+    page.reload()
+    if src == "first-party":
+        page.evaluate("cohortly.track('After reload')")
+        failures = len(tracked.failed())
+        tracked.poll(lambda: len(tracked.failed()) > failures, message="a failed request after the reload")
+    tracked.collector.start()
+    if src == "collector":
+        page.reload()
+        page.evaluate("cohortly.track('After reload')")
+
+    names = ["During outage 1", "During outage 2", "After reload"]
+    tracked.poll(lambda: all(tracked.events(event=name) for name in names), timeout=30,
+                 message="every event after the outage")
+    page.evaluate("cohortly.track('Barrier')")
+    tracked.wait_for_event("Barrier")
+    events = tracked.events()
+    assert sorted(e["event"] for e in events if e["type"] == "track") == sorted(names + ["Barrier"])
+    assert len({e["message_id"] for e in events}) == len(events)
+    sent_once(tracked, events)
+    assert own_queue(page) == []
+
+
+def fulfil_first(page, status, headers=None, body=None):
+    """Answer the first /v1/batch request with `status`, let the rest through; return the attempts' times."""
+    attempts = []
+    origin = page.url.split("/index.html")[0] if page.url.startswith("http") else None
+
+    def handle(route):
+        attempts.append((time.monotonic(), json.loads(route.request.post_data)["batch"]))
+        if len(attempts) > 1:
+            return route.continue_()
+        cors = {"Access-Control-Allow-Origin": origin or "*", "Access-Control-Expose-Headers": "Retry-After"}
+        route.fulfill(status=status, headers={**cors, **(headers or {})}, content_type="application/json",
+                      body=json.dumps(body or {"error": {"code": "test", "message": "from the test"}}))
+
+    page.route("**/v1/batch*", handle)
+    return attempts
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_retry_after_is_honoured(tracked, status):
+    tracked.use(auto="false")
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    attempts = fulfil_first(page, status, {"Retry-After": "3"})
+    page.evaluate("cohortly.track('Delayed')")
+    event = tracked.wait_for_event("Delayed", timeout=20)
+    assert len(attempts) == 2
+    # Without Retry-After the first retry would come within 2 s (backoff 0-2 s after one failure).
+    assert 2.9 <= attempts[1][0] - attempts[0][0] < 6
+    assert attempts[0][1] == attempts[1][1]
+    assert event["message_id"] == attempts[0][1][0]["messageId"]
+
+
+def test_server_error_is_retried_with_backoff(tracked):
+    tracked.use(auto="false")
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    attempts = fulfil_first(page, 500)
+    page.evaluate("cohortly.track('Retried')")
+    tracked.wait_for_event("Retried")
+    assert len(attempts) == 2 and attempts[0][1] == attempts[1][1]
+
+
+def test_invalid_message_is_not_retried(tracked):
+    tracked.use(auto="false")
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    page.wait_for_function("window.cohortly && cohortly.v")
+    page.evaluate("cohortly.track(); cohortly.track('Valid')")  # a track without an event name is invalid
+    tracked.wait_for_event("Valid")
+    page.evaluate("cohortly.track('Later')")
+    tracked.wait_for_event("Later")
+
+    (bad,) = tracked.collector.bad_rows(tracked.site["site_id"])
+    (first_ids, status), *_ = tracked.answered()
+    invalid = [mid for mid in first_ids if not tracked.events(message_id=mid)]
+    assert status == 200 and len(invalid) == 1
+    assert tracked.times_sent(invalid[0]) == 1
+    assert len(tracked.events()) == 2 and own_queue(page) == []
+    assert bad is not None
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 413])
+def test_request_refused_as_a_whole_is_dropped(tracked, status):
+    tracked.use(auto="false")
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    attempts = fulfil_first(page, status)
+    page.evaluate("cohortly.track('Refused')")
+    tracked.poll(lambda: attempts, message="the refused request")
+    page.evaluate("cohortly.track('Later')")
+    tracked.wait_for_event("Later")
+    assert not tracked.events(event="Refused")
+    refused = attempts[0][1][0]["messageId"]
+    assert [m["messageId"] for _t, batch in attempts for m in batch].count(refused) == 1
+
+
+def test_two_tabs_never_send_the_same_event(tracked):
+    first = tracked.new_page()
+    first.goto(tracked.server.url("/index.html"))
+    second = tracked.open_in(first.context)
+    second.goto(tracked.server.url("/index.html"))
+    tracked.wait_for_events(2, type="page")
+
+    tracked.collector.stop()
+    for page, name in ((first, "One"), (second, "Two")):
+        page.evaluate(f"for (let i = 0; i < 5; i++) cohortly.track('{name}', {{i}})")
+    tracked.poll(lambda: len({mid for ids in tracked.failed() for mid in ids}) >= 10,
+                 message="failed requests for all ten events, from both tabs")
+    tracked.collector.start()
+    tracked.wait_for_events(5, event="One", timeout=30)
+    tracked.wait_for_events(5, event="Two", timeout=30)
+    first.evaluate("cohortly.track('Barrier')")
+    second.evaluate("cohortly.track('Barrier')")
+    tracked.wait_for_events(2, event="Barrier")
+    events = tracked.events()
+    assert len(events) == 14
+    sent_once(tracked, events)
+
+
+def test_closed_tabs_events_are_sent_by_another_tab(tracked):
+    stays = tracked.new_page()
+    stays.goto(tracked.server.url("/index.html"))
+    closes = tracked.open_in(stays.context)
+    closes.goto(tracked.server.url("/index.html"))
+    tracked.wait_for_events(2, type="page")
+
+    tracked.collector.stop()
+    closes.evaluate("cohortly.track('From the closed tab')")
+    tracked.poll(lambda: tracked.failed(), message="a failed request")
+    closes.close(run_before_unload=True)  # pagehide: the failing tab releases its queue
+    tracked.collector.start()
+    event = tracked.wait_for_event("From the closed tab", timeout=30)
+    assert tracked.times_sent(event["message_id"]) == 1
+
+
+def test_expired_lease_is_adopted_and_live_one_is_not(tracked):
+    tracked.use(auto="false")
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/plain.html"))
+    # Queues of two other tabs: one crashed a while ago (lease expired), one alive (lease in the future).
+    page.evaluate("""() => {
+        const message = (event) => ({type: 'track', event, anonymousId: 'a-1', messageId: 'm-' + event,
+                                     timestamp: new Date().toISOString(), properties: {}});
+        localStorage['cohortly.q.crashed'] = JSON.stringify({t: Date.now() - 1000, q: [message('Orphan')]});
+        localStorage['cohortly.q.alive'] = JSON.stringify({t: Date.now() + 600000, q: [message('Owned')]});
+    }""")
+    page.goto(tracked.server.url("/index.html"))
+    page.evaluate("cohortly.track('Mine')")
+    tracked.wait_for_event("Mine")
+    tracked.wait_for_event("Orphan")
+    assert not tracked.events(event="Owned")
+    assert sorted(stored_keys(page)) == ["cohortly.a", "cohortly.q.alive"]
+
+
+def test_queue_is_bounded_oldest_dropped(tracked):
+    tracked.use(interval="600000", batch="100000")  # nothing flushes: the queue only grows
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    page.wait_for_function("window.cohortly && cohortly.v")
+    page.evaluate("for (let i = 0; i < 520; i++) cohortly.track('Event', {i})")
+    queue = own_queue(page)
+    assert len(queue) == 500
+    assert [m["properties"]["i"] for m in queue] == list(range(20, 520))
+
+
+def test_events_queued_at_pagehide_arrive(tracked):
+    tracked.use(interval="600000")  # no timer: only pagehide sends
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    page.evaluate("cohortly.track('Leaving', {reason: 'navigation'})")
+    page.goto(tracked.server.url("/plain.html"))
+    left = tracked.wait_for_event("Leaving")
+    assert left["properties"] == {"reason": "navigation"}
+
+    page = tracked.new_page()
+    page.goto(tracked.server.url("/index.html"))
+    page.evaluate("cohortly.track('Closing')")
+    page.close(run_before_unload=True)
+    tracked.wait_for_event("Closing")
+    assert len(tracked.events(type="page")) == 2
