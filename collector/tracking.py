@@ -31,6 +31,9 @@ def batch():
         raise APIError(413, "payload_too_large", f"A batch holds at most {limit} messages.")
     if _tracking_refused(site):
         return _dropped(len(envelope["batch"]))
+    # The batch's context and integrations go into every message: check them once, count them in each size.
+    shared = {key: envelope[key] for key in ("context", "integrations") if envelope.get(key)}
+    shared_bytes = _checked_size(shared, "invalid_payload", "The batch's context or integrations") if shared else 0
     sent_at = envelope.get("sentAt")
     accepted, rejected = _ingest(
         site,
@@ -38,6 +41,7 @@ def batch():
         to_ms(sent_at) if sent_at else None,
         envelope.get("context"),
         envelope.get("integrations"),
+        shared_bytes,
     )
     return jsonify(success=True, accepted=accepted, rejected=rejected)
 
@@ -108,7 +112,7 @@ def _dropped(count):
     return jsonify(success=True, accepted=0, rejected=[], dropped=count, reason="do_not_track")
 
 
-def _ingest(site, messages, sent_at_ms, context, integrations):
+def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
     """Validate and enrich each message, then store the good ones and the bad ones together."""
     config = current_app.config
     received_at = store.now_ms()
@@ -118,7 +122,7 @@ def _ingest(site, messages, sent_at_ms, context, integrations):
     rows, rejected, bad = [], [], []
     for index, raw in enumerate(messages):
         try:
-            message = _validate(raw, config["MAX_MESSAGE_BYTES"])
+            message = _validate(raw, config["MAX_MESSAGE_BYTES"], shared_bytes)
         except APIError as err:
             fault = {"index": index, "code": err.code, "message": err.message}
             if err.fields:
@@ -132,22 +136,31 @@ def _ingest(site, messages, sent_at_ms, context, integrations):
     return len(rows), rejected
 
 
-def _validate(raw, max_bytes):
+def _validate(raw, max_bytes, shared_bytes=0):
     if not isinstance(raw, dict):
         raise APIError(400, "invalid_message", "A message must be a JSON object.")
-    text = json.dumps(raw, ensure_ascii=False)
-    if "\\u0000" in text:
-        raise APIError(400, "invalid_message", "The message holds a NUL character.")
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise APIError(400, "invalid_message", "The message holds invalid unicode (a lone surrogate).") from None
+    size = _checked_size(raw, "invalid_message", "The message") + shared_bytes
     if size > max_bytes:
-        raise APIError(413, "message_too_large", f"A message may be at most {max_bytes} bytes; this one is {size}.")
+        shared = " with the batch's context and integrations" if shared_bytes else ""
+        raise APIError(413, "message_too_large", f"A message may be at most {max_bytes} bytes{shared}; this one is {size}.")
     try:
         return message_schema.load(raw)
     except ValidationError as err:
         raise APIError(400, "invalid_message", "The message is not valid.", err.messages) from None
+
+
+def _checked_size(value, code, what):
+    """The size of `value` as UTF-8 JSON; 400 `code` if it holds what the databases cannot store."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise APIError(400, code, f"{what} holds NaN or Infinity, which JSON does not allow.") from None
+    if "\\u0000" in text:
+        raise APIError(400, code, f"{what} holds a NUL character.")
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise APIError(400, code, f"{what} holds invalid unicode (a lone surrogate).") from None
 
 
 def _read_json():
