@@ -260,9 +260,12 @@ def init_app(app):
     app.config.setdefault("OPENAPI_REDOC_PATH", "docs")
     app.config.setdefault("OPENAPI_REDOC_URL", "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js")
     app.config.setdefault("API_SPEC_OPTIONS", {"security": [{"bearerAuth": []}]})
+    from segmenter import webhook_api  # it imports this module's require_api_key
+
     api = CohortlyApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("writeKey", {"type": "apiKey", "in": "query", "name": "writeKey"})
     api.register_blueprint(bp)
+    api.register_blueprint(webhook_api.bp)
     api.register_blueprint(visitor_bp)
     app.extensions["cohortly_api"] = api

@@ -123,3 +123,64 @@ class VisitorQuery(Schema):
 
 class VisitorSegmentsSchema(Schema):
     segments = fields.List(fields.String())
+
+
+class WebhookCreateSchema(Schema):
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
+                     validate=validate.Length(max=2000))
+    segments = fields.List(fields.String(), load_default=None,
+                           metadata={"description": "Segment names; omitted: every segment"})
+    changes = fields.List(fields.String(validate=validate.OneOf(("enter", "exit"))),
+                          load_default=("enter", "exit"), validate=validate.Length(min=1))
+    secret = fields.String(validate=validate.Length(16, 200),
+                           metadata={"description": "HMAC secret; omitted: one is made and shown once"})
+
+
+class WebhookSchema(Schema):
+    id = fields.Integer()
+    url = fields.String()
+    segments = fields.List(fields.String(), allow_none=True)
+    changes = fields.List(fields.String())
+    cursor = fields.Integer(metadata={"description": "The last change id queued for this webhook"})
+    created_at = Time()
+    deliveries = fields.Dict(keys=fields.String(), values=fields.Integer())
+    secret = fields.String(metadata={"description": "Only in the answer to the registration"})
+
+
+class WebhookListSchema(Schema):
+    webhooks = fields.List(fields.Nested(WebhookSchema))
+
+
+class DeliveryQuery(Schema):
+    status = fields.String(validate=validate.OneOf(("pending", "delivered", "failed")))
+    before = fields.Integer(validate=validate.Range(1), metadata={"description": "A delivery id cursor"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class DeliverySchema(Schema):
+    id = fields.Integer()
+    change_id = fields.Integer()
+    idempotency_key = fields.String()
+    segment = fields.String()
+    change = fields.String()
+    profile_id = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    next_attempt_at = Time()
+    last_status = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    created_at = Time()
+    delivered_at = Time(allow_none=True)
+
+
+class DeliveryListSchema(Schema):
+    deliveries = fields.List(fields.Nested(DeliverySchema))
+
+
+class ResyncSchema(Schema):
+    since = fields.Integer(required=True, validate=validate.Range(0),
+                          metadata={"description": "Send again every change after this change id"})
+
+
+class ResyncResultSchema(Schema):
+    queued = fields.Integer()

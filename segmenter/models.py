@@ -189,3 +189,41 @@ class RollupState(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
     watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     settings_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class Webhook(Base):
+    """A receiver of enter/exit changes; `cursor` is the last change id queued for it."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_site", "site_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    segments: Mapped[list[Any] | None] = mapped_column()  # None: every segment
+    changes: Mapped[list[Any]] = mapped_column()  # ["enter", "exit"]
+    secret: Mapped[str] = mapped_column(String(200))  # kept to sign with (HMAC needs it)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One change to deliver to one webhook; its id pair is the idempotency key."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_hook", "webhook_id", "id"),
+        Index("ux_webhook_deliveries_change", "webhook_id", "change_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    change_id: Mapped[int] = mapped_column(ForeignKey("membership_changes.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger)

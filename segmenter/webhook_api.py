@@ -1,0 +1,76 @@
+"""Webhook registration, delivery log and resync under /api/v1/webhooks (API key)."""
+from flask import g
+from flask_smorest import Blueprint
+
+from collector import store as collector_store
+from collector.db import get_engine
+from collector.errors import APIError
+from segmenter import rules, webhooks
+from segmenter.api import require_api_key
+from segmenter.api_schemas import (
+    DeliveryListSchema, DeliveryQuery, ResyncResultSchema, ResyncSchema, WebhookCreateSchema, WebhookListSchema,
+    WebhookSchema,
+)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
+               description="Enter/exit notifications, signed with HMAC-SHA256 (API key).")
+bp.before_request(require_api_key)
+
+
+def _or_404(call, *args):
+    try:
+        return call(*args)
+    except webhooks.UnknownWebhook:
+        raise APIError(404, "unknown_webhook", "No webhook with that id.") from None
+
+
+@bp.route("", methods=["POST"])
+@bp.arguments(WebhookCreateSchema)
+@bp.response(201, WebhookSchema)
+def create(args):
+    """Register a receiver for enters and exits; the answer holds the signing secret, once."""
+    unknown = sorted(set(args["segments"] or ()) - set(rules.RULES_BY_NAME))
+    if unknown:
+        raise APIError(422, "invalid_request", "Unknown segments.", {"segments": unknown})
+    return webhooks.create_webhook(get_engine(), g.api_site["id"], args["url"], args["segments"],
+                                   args["changes"], args.get("secret"))
+
+
+@bp.route("", methods=["GET"])
+@bp.response(200, WebhookListSchema)
+def list_all():
+    """The site's webhooks with delivery counts."""
+    return {"webhooks": webhooks.list_webhooks(get_engine(), g.api_site["id"])}
+
+
+@bp.route("/<int:hook_id>", methods=["GET"])
+@bp.response(200, WebhookSchema)
+def get(hook_id):
+    """One webhook."""
+    return _or_404(webhooks.get_webhook, get_engine(), g.api_site["id"], hook_id)
+
+
+@bp.route("/<int:hook_id>", methods=["DELETE"])
+@bp.response(204)
+def remove(hook_id):
+    """Remove a webhook and its delivery log."""
+    _or_404(webhooks.delete_webhook, get_engine(), g.api_site["id"], hook_id)
+
+
+@bp.route("/<int:hook_id>/deliveries", methods=["GET"])
+@bp.arguments(DeliveryQuery, location="query")
+@bp.response(200, DeliveryListSchema)
+def deliveries(args, hook_id):
+    """The delivery log, newest first."""
+    rows = _or_404(webhooks.delivery_log, get_engine(), g.api_site["id"], hook_id,
+                   args.get("status"), args.get("before"), args["limit"])
+    return {"deliveries": rows}
+
+
+@bp.route("/<int:hook_id>/resync", methods=["POST"])
+@bp.arguments(ResyncSchema)
+@bp.response(202, ResyncResultSchema)
+def resync(args, hook_id):
+    """Send every change after `since` again (same idempotency keys) with the next delivery pass."""
+    queued = _or_404(webhooks.resync, get_engine(), g.api_site["id"], hook_id, args["since"], collector_store.now_ms())
+    return {"queued": queued}

@@ -1,0 +1,328 @@
+"""Webhooks: queue each enter/exit for the receivers that want it, deliver signed, retry with backoff.
+
+Run after each rollup (`deliver(engine, now)`); a delivery problem is recorded, never raised, and a pass
+stops at its time budget, so webhooks never block or break a rollup. Per webhook, changes go out in
+change order; the first failure backs the whole webhook off. `{webhook id}-{change id}` is the
+idempotency key: a resync or a retry sends the same key again.
+"""
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, delete, func, insert, literal, select, update
+
+from collector import store as collector_store
+from collector.dialects import insert_ignoring_duplicates
+from segmenter import models
+from segmenter.api_schemas import iso, iso_times
+
+webhooks = models.Webhook.__table__
+deliveries = models.WebhookDelivery.__table__
+changes = models.MembershipChange.__table__
+facts = models.ProfileFact.__table__
+CHANGES = ("enter", "exit")
+MAX_ATTEMPTS = 12
+FIRST_RETRY_MS = 10_000
+LONGEST_RETRY_MS = 3_600_000
+TIMEOUT_SECONDS = 5
+PASS_BUDGET_SECONDS = 20
+BATCH = 200
+USER_AGENT = "Cohortly-Webhooks/1"
+
+
+class UnknownWebhook(LookupError):
+    """No webhook with that id on this site."""
+
+
+# --- pure ------------------------------------------------------------------------------------------
+
+def idempotency_key(webhook_id, change_id):
+    """The key a receiver dedupes on: the same for every attempt and resync of one change."""
+    return f"{webhook_id}-{change_id}"
+
+
+def sign(secret, timestamp, body):
+    """The signature header value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret, header, body, now_seconds, tolerance_seconds=300):
+    """True when `header` signs `body` with `secret` and is recent (what a receiver does)."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(now_seconds - timestamp) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), header)
+
+
+def retry_delay(attempts, rand=random.random):
+    """Milliseconds to wait after the `attempts`-th failure: doubling from 10 s, at most 1 h, ±20 % jitter."""
+    base = min(FIRST_RETRY_MS * 2 ** (attempts - 1), LONGEST_RETRY_MS)
+    return int(base * (0.8 + 0.4 * rand()))
+
+
+def payload(webhook_id, change, person):
+    """The JSON body of one delivery."""
+    return {
+        "idempotency_key": idempotency_key(webhook_id, change["id"]),
+        "webhook_id": webhook_id,
+        "change_id": change["id"],
+        "segment": change["segment"],
+        "change": change["change"],
+        "profile_id": change["profile_id"],
+        "user_id": person.get("user_id"),
+        "email": person.get("email"),
+        "traits": person.get("traits"),
+        "at": iso(change["at"]),
+        "detected_at": iso(change["detected_at"]),
+        "reason": change["reason"],
+        "context": iso_times(change["context"]),
+    }
+
+
+# --- registration ----------------------------------------------------------------------------------
+
+def create_webhook(engine, site_id, url, segments=None, changes_wanted=CHANGES, secret=None):
+    """Register a receiver; it gets the changes made from now on. Returns it with its secret."""
+    secret = secret or "whsec_" + secrets.token_urlsafe(24)
+    with engine.begin() as conn:
+        cursor = conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)).where(changes.c.site_id == site_id))
+        hook_id = conn.execute(insert(webhooks).values(
+            site_id=site_id, url=url, segments=list(segments) if segments else None,
+            changes=list(changes_wanted), secret=secret, cursor=cursor, created_at=collector_store.now_ms(),
+        )).inserted_primary_key[0]
+    return {**get_webhook(engine, site_id, hook_id), "secret": secret}
+
+
+def list_webhooks(engine, site_id):
+    """The site's webhooks with their delivery counts (never the secret)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(webhooks).where(webhooks.c.site_id == site_id).order_by(webhooks.c.id)).mappings().all()
+        counts = {}
+        for hook_id, status, count in conn.execute(
+            select(deliveries.c.webhook_id, deliveries.c.status, func.count())
+            .where(deliveries.c.webhook_id.in_([row["id"] for row in rows]))
+            .group_by(deliveries.c.webhook_id, deliveries.c.status)
+        ):
+            counts.setdefault(hook_id, {})[status] = count
+    return [_public(row, counts.get(row["id"], {})) for row in rows]
+
+
+def get_webhook(engine, site_id, hook_id):
+    """One webhook of the site (never the secret); UnknownWebhook if none."""
+    for hook in list_webhooks(engine, site_id):
+        if hook["id"] == hook_id:
+            return hook
+    raise UnknownWebhook(hook_id)
+
+
+def delete_webhook(engine, site_id, hook_id):
+    """Remove a webhook and its delivery log."""
+    with engine.begin() as conn:
+        found = conn.execute(delete(webhooks).where(webhooks.c.site_id == site_id, webhooks.c.id == hook_id)).rowcount
+    if not found:
+        raise UnknownWebhook(hook_id)
+
+
+def _public(row, counts):
+    return {
+        "id": row["id"], "url": row["url"], "segments": row["segments"], "changes": row["changes"],
+        "cursor": row["cursor"], "created_at": row["created_at"],
+        "deliveries": {status: counts.get(status, 0) for status in ("pending", "delivered", "failed")},
+    }
+
+
+def delivery_log(engine, site_id, hook_id, status=None, before=None, limit=100):
+    """A webhook's deliveries, newest first (`before`: a delivery id cursor)."""
+    get_webhook(engine, site_id, hook_id)
+    query = (
+        select(deliveries, changes.c.segment, changes.c.change, changes.c.profile_id)
+        .join(changes, changes.c.id == deliveries.c.change_id)
+        .where(deliveries.c.webhook_id == hook_id)
+        .order_by(deliveries.c.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(deliveries.c.status == status)
+    if before:
+        query = query.where(deliveries.c.id < before)
+    with engine.connect() as conn:
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    for row in rows:
+        row["idempotency_key"] = idempotency_key(hook_id, row["change_id"])
+    return rows
+
+
+def resync(engine, site_id, hook_id, since, now):
+    """Send again every matching change after change id `since` with the next pass (same idempotency keys).
+
+    Returns how many deliveries were queued.
+    """
+    get_webhook(engine, site_id, hook_id)
+    with engine.begin() as conn:
+        hook = conn.execute(select(webhooks).where(webhooks.c.id == hook_id)).mappings().one()
+        wanted = _wanted(hook, since, hook["cursor"])
+        replayed = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.webhook_id == hook_id, deliveries.c.change_id.in_(select(wanted.c.id)))
+            .values(status="pending", attempts=0, next_attempt_at=0, last_error=None)
+        ).rowcount
+        replayed += _queue(conn, hook, since, hook["cursor"], now, due_at=0)
+    return replayed
+
+
+# --- queueing and delivery -------------------------------------------------------------------------
+
+def _wanted(hook, above, up_to):
+    """The site's change ids in (above, up_to] this webhook wants."""
+    query = select(changes.c.id).where(
+        changes.c.site_id == hook["site_id"], changes.c.id > above, changes.c.id <= up_to,
+        changes.c.change.in_(hook["changes"]),
+    )
+    if hook["segments"]:
+        query = query.where(changes.c.segment.in_(hook["segments"]))
+    return query.subquery()
+
+
+def _queue(conn, hook, above, up_to, now, due_at=None):
+    """Insert deliveries (set-based) for the wanted changes in (above, up_to]; existing ones stay."""
+    wanted = _wanted(hook, above, up_to)
+    due_at = now if due_at is None else due_at
+    rows = select(
+        literal(hook["id"]), wanted.c.id, literal("pending"), literal(0), literal(due_at), literal(now),
+    ).where(wanted.c.id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
+    stmt = insert_ignoring_duplicates(conn, deliveries, ["webhook_id", "change_id"]).from_select(
+        ["webhook_id", "change_id", "status", "attempts", "next_attempt_at", "created_at"], rows)
+    # Counted by RETURNING: psycopg reports no rowcount for this statement.
+    return len(conn.execute(stmt.returning(deliveries.c.id)).all())
+
+
+def queue_changes(engine, now):
+    """Queue the changes made since each webhook's cursor; returns how many deliveries were queued."""
+    queued = 0
+    with engine.begin() as conn:
+        hooks = conn.execute(select(webhooks)).mappings().all()
+        for hook in hooks:
+            newest = conn.scalar(select(func.max(changes.c.id)).where(changes.c.site_id == hook["site_id"]))
+            if newest is None or newest <= hook["cursor"]:
+                continue
+            queued += _queue(conn, hook, hook["cursor"], newest, now)
+            conn.execute(update(webhooks).where(webhooks.c.id == hook["id"]).values(cursor=newest))
+    return queued
+
+
+@dataclass
+class DeliveryPass:
+    """What one `deliver` call did."""
+
+    queued: int = 0
+    delivered: int = 0
+    failed: int = 0
+    deferred: list = field(default_factory=list)
+
+
+def post_json(url, body, headers, timeout=TIMEOUT_SECONDS):
+    """POST `body`; returns (status, error text or None). Never raises."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, None
+    except urllib.error.HTTPError as err:
+        return err.code, f"HTTP {err.code}"
+    except (OSError, ValueError) as err:
+        return None, f"{err.__class__.__name__}: {err}"[:500]
+
+
+def deliver(engine, now, send=post_json, budget_seconds=PASS_BUDGET_SECONDS, clock=time.monotonic):
+    """Queue new changes, then send what is due, webhook by webhook in change order.
+
+    `now` (epoch ms) schedules retries, so backfills and tests control time; the wall clock only
+    bounds how long this pass may take.
+    """
+    result = DeliveryPass(queued=queue_changes(engine, now))
+    deadline = clock() + budget_seconds
+    with engine.connect() as conn:
+        hooks = conn.execute(select(webhooks).order_by(webhooks.c.id)).mappings().all()
+    for hook in hooks:
+        if clock() > deadline:
+            break
+        _deliver_hook(engine, dict(hook), now, send, deadline, clock, result)
+    return result
+
+
+def _deliver_hook(engine, hook, now, send, deadline, clock, result):
+    while clock() <= deadline:
+        with engine.connect() as conn:
+            due = _due(conn, hook["id"])
+        if not due:
+            return
+        if due[0]["next_attempt_at"] > now:
+            result.deferred.append(hook["id"])
+            return
+        for item in due:
+            if clock() > deadline:
+                return
+            body = json.dumps(payload(hook["id"], item, item), separators=(",", ":")).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "Idempotency-Key": idempotency_key(hook["id"], item["change_id"]),
+                "X-Cohortly-Signature": sign(hook["secret"], now // 1000, body),
+                "X-Cohortly-Attempt": str(item["attempts"] + 1),
+            }
+            status, error = send(hook["url"], body, headers)
+            ok = status is not None and 200 <= status < 300
+            _record(engine, item, ok, status, error, now)
+            if ok:
+                result.delivered += 1
+            else:
+                result.failed += 1
+                return  # keep this webhook's order: back off before its later changes
+
+
+def _due(conn, hook_id):
+    query = (
+        select(
+            deliveries.c.id.label("delivery_id"), deliveries.c.attempts, deliveries.c.next_attempt_at,
+            deliveries.c.change_id, changes.c.id, changes.c.segment, changes.c.change, changes.c.profile_id,
+            changes.c.at, changes.c.detected_at, changes.c.reason, changes.c.context,
+            facts.c.user_id, facts.c.email, facts.c.traits,
+        )
+        .join(changes, changes.c.id == deliveries.c.change_id)
+        .outerjoin(facts, and_(facts.c.site_id == changes.c.site_id, facts.c.profile_id == changes.c.profile_id))
+        .where(deliveries.c.webhook_id == hook_id, deliveries.c.status == "pending")
+        .order_by(deliveries.c.change_id)
+        .limit(BATCH)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _record(engine, item, ok, status, error, now):
+    attempts = item["attempts"] + 1
+    if ok:
+        values = {"status": "delivered", "delivered_at": now, "last_error": None}
+    elif attempts >= MAX_ATTEMPTS:
+        values = {"status": "failed", "last_error": error}
+    else:
+        values = {"next_attempt_at": now + retry_delay(attempts), "last_error": error}
+    with engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id == item["delivery_id"])
+                     .values(attempts=attempts, last_status=status, **values))
+        if not ok:
+            # The webhook's later changes wait behind this one.
+            conn.execute(update(deliveries).where(
+                deliveries.c.webhook_id == select(deliveries.c.webhook_id).where(
+                    deliveries.c.id == item["delivery_id"]).scalar_subquery(),
+                deliveries.c.status == "pending", deliveries.c.id != item["delivery_id"],
+                deliveries.c.next_attempt_at < values.get("next_attempt_at", now),
+            ).values(next_attempt_at=values.get("next_attempt_at", now)))
