@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 import click
 from marshmallow import ValidationError
 
+from collector import store as collector_store
 from segmenter import rollup as rollup_lib
-from segmenter import store
+from segmenter import store, webhooks
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
 
@@ -111,6 +112,7 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
         summaries = rollup_lib.run_rollup(engine, now=now, site_id=site_id, chunk_size=chunk_size, progress=_progress)
         for summary in summaries:
             _report(summary, as_json)
+        _deliver_webhooks(engine, now)
         if every is None:
             if any(summary.status == "failed" for summary in summaries):
                 sys.exit(1)
@@ -119,6 +121,17 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
             time.sleep(max(0.0, every - (time.monotonic() - started)))
         except KeyboardInterrupt:
             return
+
+
+def _deliver_webhooks(engine, now):
+    """Send the new enters and exits to the webhooks; a problem there never fails the rollup."""
+    try:
+        delivered = webhooks.deliver(engine, now if now is not None else collector_store.now_ms())
+    except Exception as err:  # noqa: BLE001 - deliveries must never break the rollup job
+        click.echo(f"webhooks: delivery pass failed: {err.__class__.__name__}: {err}", err=True)
+        return
+    if delivered.delivered or delivered.failed:
+        click.echo(f"webhooks: {delivered.delivered} delivered, {delivered.failed} failed", err=True)
 
 
 def _show_status(engine, site_id, limit, as_json):
