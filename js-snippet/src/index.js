@@ -22,10 +22,11 @@ const send = (type, fields, userId) => enabled() && enqueue(build(type, fields, 
 const page = (name, properties) => send("page", { name, properties: { ...pageProperties(), ...properties } });
 const track = (event, properties) => send("track", { event, properties });
 
+// ready: after the stub's calls are replayed (a replayed consent(true) or identify() comes before the first page
+// view), if automatic page views are on.
 let ready, lastPage;
-// Not while the stub's calls are replayed: a replayed consent(true) or identify() comes before the first page view.
 const autoPage = safe(() => {
-  if (autoPages && ready && enabled() && lastPage != location.href) {
+  if (ready && enabled() && lastPage != location.href) {
     lastPage = location.href;
     page();
   }
@@ -47,22 +48,22 @@ if (!cohortly.v) {
   for (const name in api) cohortly[name] = safe(api[name]);
   // Calls made through the stub before load, in order.
   (cohortly.q || []).map(safe((call) => cohortly[call[0]](...call[1])));
-  ready = 1;
+  ready = autoPages;
 
-    // pushState and replaceState return nothing.
-    ["pushState", "replaceState"].map((method) => {
-      const original = history[method];
-      history[method] = (...args) => original.apply(history, args) + autoPage();
-    });
-    addEventListener("popstate", autoPage);
-    autoPage();
+  // pushState and replaceState return nothing.
+  ["pushState", "replaceState"].map((method) => {
+    const original = history[method];
+    history[method] = (...args) => original.apply(history, args) + autoPage();
+  });
+  addEventListener("popstate", autoPage);
+  autoPage();
 
-    // Declarative tagging: a click on or inside an element with data-cohortly-event.
-    listen("click", (e) => {
-      const el = e.target.closest("[data-cohortly-event]");
-      if (el) track(el.dataset.cohortlyEvent, tagProperties(el));
-    });
-    listen("pagehide", () => flush(1));
-    listen("visibilitychange", () => document.hidden && flush(1));
-    setInterval(safe(flush), batchInterval);
+  // Declarative tagging: a click on or inside an element with data-cohortly-event.
+  listen("click", (e) => {
+    const el = e.target.closest("[data-cohortly-event]");
+    if (el) track(el.dataset.cohortlyEvent, tagProperties(el));
+  });
+  listen("pagehide", () => flush(1));
+  listen("visibilitychange", () => document.hidden && flush(1));
+  setInterval(safe(flush), batchInterval);
 }

@@ -3,7 +3,6 @@ import { read, write, remove } from "./store.js";
 
 // 128 random bits; crypto.getRandomValues, unlike randomUUID, works outside secure contexts too.
 export const randomId = () => crypto.getRandomValues(new Uint32Array(4)).join("-");
-export const isoNow = () => new Date().toISOString();
 
 export const pageProperties = (l = location) => ({
   path: l.pathname,
@@ -20,7 +19,7 @@ export const build = (type, message, userId) => ({
   anonymousId: read("a") || write("a", randomId()),
   userId: (userId && write("u", userId), read("u")),
   messageId: randomId(),
-  timestamp: isoNow(),
+  timestamp: new Date().toISOString(),
   context: {
     page: pageProperties(),
     library: { name: "cohortly.js", version: VERSION },

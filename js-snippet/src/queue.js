@@ -6,7 +6,7 @@
 import { endpoint, batchSize } from "./config.js";
 import { enabled } from "./privacy.js";
 import { PREFIX, storage, now } from "./store.js";
-import { randomId, isoNow } from "./message.js";
+import { randomId } from "./message.js";
 
 const own = PREFIX + "q." + randomId();
 let failures = 0;
@@ -46,15 +46,13 @@ export const flush = (hidden) => {
 
   const batch = queue.splice(0, 20);
   save(queue, hidden);
-  const body = JSON.stringify({ batch, sentAt: isoNow() });
+  const body = JSON.stringify({ batch, sentAt: new Date().toISOString() });
   const settle = (retry, retryAfter) => {
     queue = load(own).q;
-    nextAttempt = 0;
-    if (retry) {
-      failures += failures < 8;
-      nextAttempt = now() + 1e3 * (retryAfter || Math.random() * 2 ** failures);
-      save(batch.concat(queue));
-    } else if ((failures = 0), queue[0]) flush();
+    // Retry after Retry-After seconds, else after a random time up to 2, 4, 8 ... 256 s.
+    nextAttempt = retry ? now() + 1e3 * (retryAfter || Math.random() * 2 ** (failures += failures < 8)) : (failures = 0);
+    if (retry) save(batch.concat(queue));
+    else if (queue[0]) flush();
   };
   nextAttempt = 1 / 0;
   // keepalive lets the request outlive the page; the browser allows 64 KB of them at once.
