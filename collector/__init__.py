@@ -4,6 +4,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from collector import config, db, errors, health, snippet, tracking
 from segmenter import api as segment_api
+from segmenter import dashboard
 
 
 def create_app(test_config=None):
@@ -24,4 +25,9 @@ def create_app(test_config=None):
     snippet.init_app(app)
     app.register_blueprint(health.bp)
     segment_api.init_app(app)
+    app.register_blueprint(dashboard.bp)
+    if app.config.get("DEMO_WRITE_KEY"):
+        from demo.shop import bp as demo_shop
+
+        app.register_blueprint(demo_shop)
     return app

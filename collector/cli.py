@@ -117,3 +117,10 @@ def _ensure_schema(engine):
 from segmenter.cli import register  # noqa: E402
 
 register(main)
+
+from demo.cli import register as register_demo  # noqa: E402
+
+register_demo(main)
+
+if __name__ == "__main__":
+    main()

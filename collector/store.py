@@ -141,3 +141,9 @@ def ping(engine):
     """Raise unless the database answers."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def update_site_origins(engine, site_id, origins):
+    """Replace the origins a site's browsers may send from."""
+    with engine.begin() as conn:
+        conn.execute(update(sites).where(sites.c.id == site_id).values(origins=list(origins)))

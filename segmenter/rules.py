@@ -111,9 +111,9 @@ class Setting:
 SETTINGS = (
     Setting("browse_min_views", 2, "count", 1, RECENT_VIEWS_KEPT, "`browsers`: product views needed in the window"),
     Setting("browse_window", 7 * DAY, "duration", MINUTE, 365 * DAY, "`browsers`: how recent those views must be"),
-    Setting("cart_abandon_after", HOUR, "duration", MINUTE, 90 * DAY, "`cart_abandoners`: wait after the last cart add"),
+    Setting("cart_abandon_after", HOUR, "duration", SECOND, 90 * DAY, "`cart_abandoners`: wait after the last cart add"),
     Setting("cart_abandon_within", 7 * DAY, "duration", MINUTE, 365 * DAY, "`cart_abandoners`: leave once the last cart add is this old"),
-    Setting("checkout_abandon_after", HOUR, "duration", MINUTE, 90 * DAY, "`checkout_abandoners`: wait after the last checkout start"),
+    Setting("checkout_abandon_after", HOUR, "duration", SECOND, 90 * DAY, "`checkout_abandoners`: wait after the last checkout start"),
     Setting("checkout_abandon_within", 7 * DAY, "duration", MINUTE, 365 * DAY, "`checkout_abandoners`: leave once the checkout start is this old"),
     Setting("active_window", 7 * DAY, "duration", MINUTE, 365 * DAY, "`active`: seen within this long"),
     Setting("dormant_after", 30 * DAY, "duration", HOUR, 3650 * DAY, "`dormant`: not seen for this long"),

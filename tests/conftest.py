@@ -49,11 +49,10 @@ def template_url(tmp_path_factory):
     admin.dispose()
 
 
-@pytest.fixture
-def database_url(template_url, tmp_path):
-    """The URL of an empty, migrated database for one test."""
+def fresh_database(template_url, directory):
+    """An empty, migrated database: a copy of the SQLite template in `directory`, or the truncated schema."""
     if BACKEND == "sqlite":
-        path = tmp_path / "cohortly.db"
+        path = directory / "cohortly.db"
         shutil.copy(template_url, path)
         return f"sqlite:///{path}"
     engine = make_engine(template_url)
@@ -62,6 +61,12 @@ def database_url(template_url, tmp_path):
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return template_url
+
+
+@pytest.fixture
+def database_url(template_url, tmp_path):
+    """The URL of an empty, migrated database for one test."""
+    return fresh_database(template_url, tmp_path)
 
 
 @pytest.fixture
