@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.e2e.snippet_fixtures import chromium, page_server, stored_keys, tracked  # noqa: F401
+from tests.e2e.snippet_fixtures import chromium, page_server, tracked  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
