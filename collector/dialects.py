@@ -8,8 +8,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 
 def insert_ignoring_duplicates(conn, table, index_elements):
-    """INSERT ... ON CONFLICT (index_elements) DO NOTHING for the connection's dialect."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    """INSERT ... ON CONFLICT (index_elements) DO NOTHING for the connection's dialect (or a dialect name)."""
+    module = postgresql if (conn if isinstance(conn, str) else conn.dialect.name) == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
@@ -153,9 +153,10 @@ def json_array(dialect, *values):
     return (func.json_build_array if dialect == "postgresql" else func.json_array)(*values)
 
 
-def dialect_insert(conn, table):
-    """The dialect's INSERT construct (it has `on_conflict_do_update` with a WHERE)."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+def dialect_insert(dialect, table):
+    """The INSERT construct of a dialect (a name or a connection); it has `on_conflict_do_update`."""
+    name = dialect if isinstance(dialect, str) else dialect.dialect.name
+    return (postgresql if name == "postgresql" else sqlite).insert(table)
 
 
 def json_is_object(dialect, column):

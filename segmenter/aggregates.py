@@ -3,7 +3,12 @@
 Each statement merges with a commutative operation (min, max, sum, latest by
 (time, message_id), union of intervals), so the order of chunks never matters.
 """
-from sqlalchemy import and_, case, delete, exists, func, insert, literal, or_, select, tuple_, union_all, update
+from functools import cache
+
+from sqlalchemy import (
+    BigInteger, Integer, and_, bindparam, case, delete, exists, func, insert, literal, or_, select, tuple_, union_all,
+    update,
+)
 
 from collector import dialects
 from segmenter import models, rules
@@ -19,9 +24,29 @@ memberships = models.Membership.__table__
 changes = models.MembershipChange.__table__
 
 
-def execute_counting(conn, stmt):
+# Statements are built once per dialect with these parameters, then executed many times.
+SITE = bindparam("site", type_=Integer)
+LO = bindparam("lo", type_=BigInteger)
+HI = bindparam("hi", type_=BigInteger)
+NOW = bindparam("now", type_=BigInteger)
+RUN = bindparam("run", type_=BigInteger)
+
+
+def execute_counting(conn, stmt, params=None):
     """Execute `stmt` and return how many rows it wrote (also for INSERT ... SELECT)."""
-    return conn.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    return conn.execute(stmt.execution_options(preserve_rowcount=True), params or {}).rowcount
+
+
+@cache
+def fold_statements(dialect):
+    """The statements that merge `fold_events` into the fact tables, in order."""
+    return [
+        upsert_facts(dialect),
+        *fold_sessions(),
+        *fold_views(dialect),
+        fold_cart(dialect),
+        *update_derived(dialect),
+    ]
 
 
 def earlier(at, message_id, other_at, other_message_id):
@@ -45,7 +70,8 @@ def _latest(where, *columns):
     return select(ranked).where(ranked.c.rn == 1).subquery()
 
 
-def upsert_facts(conn, site_id):
+@cache
+def upsert_facts(dialect):
     fe = fold_events
     event = fe.c.event
     is_view = event == rules.PRODUCT_VIEWED
@@ -73,7 +99,7 @@ def upsert_facts(conn, site_id):
     trait = _latest(fe.c.traits.is_not(None), fe.c.traits)
     email = _latest(fe.c.email.is_not(None), fe.c.email)
     source = select(
-        literal(site_id).label("site_id"),
+        SITE.label("site_id"),
         agg.c.profile_id,
         case((agg.c.profile_id.like("u:%"), func.substr(agg.c.profile_id, 3))).label("user_id"),
         *(agg.c[name] for name in agg.c.keys() if name != "profile_id"),
@@ -94,7 +120,7 @@ def upsert_facts(conn, site_id):
         .outerjoin(email, email.c.profile_id == agg.c.profile_id)
     ).where(agg.c.profile_id.is_not(None))
     names = [column.name for column in source.selected_columns]
-    stmt = dialects.dialect_insert(conn, facts).from_select(names, source)
+    stmt = dialects.dialect_insert(dialect, facts).from_select(names, source)
     new, old = stmt.excluded, facts.c
 
     def earliest(name):
@@ -120,7 +146,7 @@ def upsert_facts(conn, site_id):
     set_.update(latest_by("email_at", "email_message_id", ("email",)))
     set_.update(latest_by("traits_at", "traits_message_id", ("traits",)))
     set_["next_check_at"] = new.next_check_at
-    conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "profile_id"], set_=set_))
+    return stmt.on_conflict_do_update(index_elements=["site_id", "profile_id"], set_=set_)
 
 
 # --- sessions --------------------------------------------------------------------------
@@ -143,17 +169,18 @@ def _islands(rows, start, end, gap_from_previous):
     )
 
 
-def fold_sessions(conn, site_id):
+@cache
+def fold_sessions():
     """Merge the chunk's activity into the session intervals it touches (within SESSION_GAP)."""
     fe = fold_events
     activity = select(fe.c.profile_id, fe.c.at).where(fe.c.activity.is_(True)).subquery()
     previous = func.lag(activity.c.at).over(partition_by=activity.c.profile_id, order_by=activity.c.at)
     columns = ["profile_id", "started_at", "ended_at"]
-    conn.execute(insert(fold_new_sessions).from_select(
-        columns, _islands(activity, activity.c.at, activity.c.at, activity.c.at - previous)))
+    statements = [insert(fold_new_sessions).from_select(
+        columns, _islands(activity, activity.c.at, activity.c.at, activity.c.at - previous))]
     new = fold_new_sessions
     near = and_(
-        sessions.c.site_id == site_id,
+        sessions.c.site_id == SITE,
         sessions.c.profile_id == new.c.profile_id,
         sessions.c.started_at <= new.c.ended_at + rules.SESSION_GAP,
         sessions.c.ended_at >= new.c.started_at - rules.SESSION_GAP,
@@ -163,21 +190,23 @@ def fold_sessions(conn, site_id):
     both = union_all(select(new.c.profile_id, new.c.started_at, new.c.ended_at), existing).subquery()
     reach = func.max(both.c.ended_at).over(
         partition_by=both.c.profile_id, order_by=(both.c.started_at, both.c.ended_at), rows=(None, -1))
-    conn.execute(insert(fold_merged_sessions).from_select(
+    statements.append(insert(fold_merged_sessions).from_select(
         columns, _islands(both, both.c.started_at, both.c.ended_at, both.c.started_at - reach)))
-    conn.execute(delete(sessions).where(
-        sessions.c.site_id == site_id,
+    statements.append(delete(sessions).where(
+        sessions.c.site_id == SITE,
         sessions.c.profile_id.in_(select(new.c.profile_id)),
         exists().where(near),
     ))
     merged = fold_merged_sessions
-    conn.execute(insert(sessions).from_select(
-        ["site_id", *columns], select(literal(site_id), merged.c.profile_id, merged.c.started_at, merged.c.ended_at)))
+    statements.append(insert(sessions).from_select(
+        ["site_id", *columns], select(SITE, merged.c.profile_id, merged.c.started_at, merged.c.ended_at)))
+    return statements
 
 
 # --- product views and cart ------------------------------------------------------------
 
-def fold_views(conn, site_id):
+@cache
+def fold_views(dialect):
     """Add the chunk's product views, then keep each touched profile's latest RECENT_VIEWS_KEPT."""
     fe = fold_events
     order = (fe.c.at.desc(), fe.c.message_id.desc())
@@ -186,24 +215,25 @@ def fold_views(conn, site_id):
         fe.c.category, fe.c.price_cents,
         func.row_number().over(partition_by=fe.c.profile_id, order_by=order).label("rn"),
     ).where(fe.c.event == rules.PRODUCT_VIEWED).subquery()
-    newest = select(literal(site_id), *(c for c in ranked.c if c.name != "rn")).where(
-        ranked.c.rn <= rules.RECENT_VIEWS_KEPT)
-    stmt = dialects.insert_ignoring_duplicates(conn, views, ["site_id", "profile_id", "message_id"])
-    conn.execute(stmt.from_select(
-        ["site_id", "profile_id", "message_id", "at", "product_id", "name", "url", "category", "price_cents"], newest))
+    newest = select(SITE, *(c for c in ranked.c if c.name != "rn")).where(ranked.c.rn <= rules.RECENT_VIEWS_KEPT)
+    stmt = dialects.insert_ignoring_duplicates(dialect, views, ["site_id", "profile_id", "message_id"])
+    add = stmt.from_select(
+        ["site_id", "profile_id", "message_id", "at", "product_id", "name", "url", "category", "price_cents"], newest)
     kept = select(
         views.c.site_id, views.c.profile_id, views.c.message_id,
         func.row_number().over(
             partition_by=views.c.profile_id, order_by=(views.c.at.desc(), views.c.message_id.desc())).label("rn"),
     ).where(
-        views.c.site_id == site_id,
+        views.c.site_id == SITE,
         views.c.profile_id.in_(select(fe.c.profile_id).where(fe.c.event == rules.PRODUCT_VIEWED)),
     ).subquery()
     surplus = select(kept.c.site_id, kept.c.profile_id, kept.c.message_id).where(kept.c.rn > rules.RECENT_VIEWS_KEPT)
-    conn.execute(delete(views).where(tuple_(views.c.site_id, views.c.profile_id, views.c.message_id).in_(surplus)))
+    prune = delete(views).where(tuple_(views.c.site_id, views.c.profile_id, views.c.message_id).in_(surplus))
+    return [add, prune]
 
 
-def fold_cart(conn, site_id):
+@cache
+def fold_cart(dialect):
     """Keep, per profile and product, the latest add or remove."""
     fe = fold_events
     ranked = select(
@@ -215,27 +245,28 @@ def fold_cart(conn, site_id):
     ).where(fe.c.event.in_((rules.PRODUCT_ADDED, rules.PRODUCT_REMOVED)), fe.c.product_id.is_not(None)).subquery()
     names = ["site_id", "profile_id", "product_id", "added", "at", "message_id", "name", "url", "category",
              "price_cents", "quantity"]
-    latest = select(literal(site_id), *(c for c in ranked.c if c.name != "rn")).where(ranked.c.rn == 1)
-    stmt = dialects.dialect_insert(conn, cart).from_select(names, latest)
+    latest = select(SITE, *(c for c in ranked.c if c.name != "rn")).where(ranked.c.rn == 1)
+    stmt = dialects.dialect_insert(dialect, cart).from_select(names, latest)
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["site_id", "profile_id", "product_id"],
         set_={name: new[name] for name in names[3:]},
         where=earlier(cart.c.at, cart.c.message_id, new.at, new.message_id),
     )
-    conn.execute(stmt)
+    return stmt
 
 
 # --- facts derived from the side tables -------------------------------------------------
 
-def update_derived(conn, dialect, site_id):
+@cache
+def update_derived(dialect):
     """Sessions, cart items and value, top categories of the touched profiles."""
     touched = select(fold_touched.c.profile_id)
     session_counts = select(sessions.c.profile_id, func.count().label("n")).where(
-        sessions.c.site_id == site_id, sessions.c.profile_id.in_(touched)).group_by(sessions.c.profile_id).subquery()
+        sessions.c.site_id == SITE, sessions.c.profile_id.in_(touched)).group_by(sessions.c.profile_id).subquery()
     in_cart = and_(
-        cart.c.site_id == site_id, cart.c.profile_id.in_(touched), cart.c.added.is_(True),
-        facts.c.site_id == site_id, facts.c.profile_id == cart.c.profile_id,
+        cart.c.site_id == SITE, cart.c.profile_id.in_(touched), cart.c.added.is_(True),
+        facts.c.site_id == SITE, facts.c.profile_id == cart.c.profile_id,
         or_(facts.c.last_order_at.is_(None), cart.c.at > facts.c.last_order_at),
     )
     carts = select(
@@ -249,7 +280,7 @@ def update_derived(conn, dialect, site_id):
             order_by=(func.count().desc(), func.max(views.c.at).desc(), views.c.category),
         ).label("rank"),
     ).where(
-        views.c.site_id == site_id, views.c.profile_id.in_(touched), views.c.category.is_not(None),
+        views.c.site_id == SITE, views.c.profile_id.in_(touched), views.c.category.is_not(None),
     ).group_by(views.c.profile_id, views.c.category).subquery()
     firsts = [func.max(case((per_category.c.rank == n, per_category.c.category))) for n in range(1, rules.TOP_CATEGORIES + 1)]
     top = select(per_category.c.profile_id, *(first.label(f"c{n}") for n, first in enumerate(firsts, 1))).group_by(
@@ -269,38 +300,49 @@ def update_derived(conn, dialect, site_id):
         .outerjoin(carts, carts.c.profile_id == fold_touched.c.profile_id)
         .outerjoin(top, top.c.profile_id == fold_touched.c.profile_id)
     )
-    conn.execute(insert(fold_derived).from_select(
-        ["profile_id", "sessions", "cart_items", "cart_value_cents", "top_categories"], rows))
     d = fold_derived
-    conn.execute(
+    return [
+        insert(fold_derived).from_select(
+            ["profile_id", "sessions", "cart_items", "cart_value_cents", "top_categories"], rows),
         update(facts)
-        .where(facts.c.site_id == site_id, facts.c.profile_id == d.c.profile_id)
+        .where(facts.c.site_id == SITE, facts.c.profile_id == d.c.profile_id)
         .values(sessions=d.c.sessions, cart_items=d.c.cart_items, cart_value_cents=d.c.cart_value_cents,
-                top_categories=d.c.top_categories)
-    )
+                top_categories=d.c.top_categories),
+    ]
 
 
-def exit_merged(conn, dialect, site_id, now, run_id):
-    """Memberships of profiles that the rebuild emptied leave, "merged into" the user's profile."""
-    merged = select(
+def _merged():
+    return select(
         fold_affected.c.profile_id,
         func.min(fold_affected.c.merged_into).label("merged_into"),
         func.min(fold_affected.c.merged_at).label("merged_at"),
     ).where(fold_affected.c.merged_into.is_not(None)).group_by(fold_affected.c.profile_id).subquery()
-    vanished = ~exists().where(facts.c.site_id == site_id, facts.c.profile_id == memberships.c.profile_id)
+
+
+def _vanished():
+    return ~exists().where(facts.c.site_id == SITE, facts.c.profile_id == memberships.c.profile_id)
+
+
+@cache
+def merged_exits(dialect):
+    """Memberships of profiles that the rebuild emptied leave, "merged into" the user's profile.
+    (The caller has made this transaction the only writer of changes: see lock_for_ordered_ids.)"""
+    merged = _merged()
     rows = select(
         memberships.c.site_id, memberships.c.segment, memberships.c.profile_id, literal("exit"),
-        dialects.least(dialect, merged.c.merged_at, literal(now)), literal(now),
-        literal("merged into ") + merged.c.merged_into, memberships.c.context, literal(run_id),
+        dialects.least(dialect, merged.c.merged_at, NOW), NOW,
+        literal("merged into ") + merged.c.merged_into, memberships.c.context, RUN,
     ).where(
-        memberships.c.site_id == site_id, memberships.c.profile_id == merged.c.profile_id, vanished,
+        memberships.c.site_id == SITE, memberships.c.profile_id == merged.c.profile_id, _vanished(),
     ).order_by(memberships.c.segment, memberships.c.profile_id)
-    dialects.lock_for_ordered_ids(conn, changes)
     names = ["site_id", "segment", "profile_id", "change", "at", "detected_at", "reason", "context", "run_id"]
-    exited = execute_counting(conn, insert(changes).from_select(names, rows))
-    conn.execute(delete(memberships).where(
-        memberships.c.site_id == site_id,
-        memberships.c.profile_id.in_(select(merged.c.profile_id)),
-        vanished,
-    ))
-    return exited
+    return insert(changes).from_select(names, rows)
+
+
+@cache
+def forget_merged_memberships():
+    return delete(memberships).where(
+        memberships.c.site_id == SITE,
+        memberships.c.profile_id.in_(select(_merged().c.profile_id)),
+        _vanished(),
+    )

@@ -12,12 +12,14 @@ their stored events (the only time a fold reads old events), and the anonymous
 profile, now empty, leaves its segments ("merged into ...").
 """
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import BigInteger, Integer, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all
 
 from collector import dialects
 from collector.models import Event
 from segmenter import aggregates, models, rules
+from segmenter.aggregates import HI, LO, SITE, execute_counting
 from segmenter.scratch import fold_affected, fold_events, fold_links, fold_touched, prepare
 
 events = Event.__table__
@@ -40,33 +42,39 @@ class FoldResult:
 def fold_chunk(conn, site_id, lo, hi, now, run_id):
     """Fold the site's events with lo < id <= hi into its facts; returns a FoldResult."""
     dialect = conn.dialect.name
+    params = {"site": site_id, "lo": lo, "hi": hi, "now": now, "run": run_id}
     prepare(conn)
-    _collect_links(conn, site_id, lo, hi)
-    rebuilt = _find_affected(conn, site_id, lo)
-    _upsert_identities(conn, site_id)
+    conn.execute(_collect_links(), params)
+    conn.execute(_find_affected(), params)
+    rebuilt = conn.scalar(select(func.count(fold_affected.c.profile_id.distinct())))
+    conn.execute(_upsert_identities(dialect), params)
     read = 0
     if rebuilt:
-        _forget_affected(conn, site_id)
-        read += _load_rebuild_events(conn, dialect, site_id, lo)
-    read += _load_events(conn, dialect, site_id, (events.c.id > lo) & (events.c.id <= hi))
+        for stmt in _forget_affected():
+            conn.execute(stmt, params)
+        for stmt in _load_rebuild_events(dialect):
+            read += execute_counting(conn, stmt, params)
+    read += execute_counting(conn, _load_chunk(dialect), params)
     conn.execute(insert(fold_touched).from_select(["profile_id"], select(fold_events.c.profile_id).distinct()))
-    aggregates.upsert_facts(conn, site_id)
-    aggregates.fold_sessions(conn, site_id)
-    aggregates.fold_views(conn, site_id)
-    aggregates.fold_cart(conn, site_id)
-    aggregates.update_derived(conn, dialect, site_id)
-    merged = aggregates.exit_merged(conn, dialect, site_id, now, run_id) if rebuilt else 0
+    for stmt in aggregates.fold_statements(dialect):
+        conn.execute(stmt, params)
+    merged = 0
+    if rebuilt:
+        dialects.lock_for_ordered_ids(conn, models.MembershipChange.__table__)
+        merged = execute_counting(conn, aggregates.merged_exits(dialect), params)
+        conn.execute(aggregates.forget_merged_memberships(), params)
     touched = conn.scalar(select(func.count()).select_from(fold_touched))
     return FoldResult(read, touched, rebuilt, merged)
 
 
 # --- identities ------------------------------------------------------------------------
 
-def _collect_links(conn, site_id, lo, hi):
+@cache
+def _collect_links():
     """The earliest link per anonymous id among the chunk's events (identify, any message
     with both ids, alias previousId -> userId)."""
     in_chunk = and_(
-        events.c.site_id == site_id, events.c.id > lo, events.c.id <= hi,
+        events.c.site_id == SITE, events.c.id > LO, events.c.id <= HI,
         events.c.is_bot.is_(False), events.c.user_id.is_not(None),
     )
     both = select(
@@ -81,21 +89,20 @@ def _collect_links(conn, site_id, lo, hi):
         links,
         func.row_number().over(partition_by=links.c.anonymous_id, order_by=(links.c.at, links.c.message_id)).label("rn"),
     ).subquery()
-    conn.execute(
-        insert(fold_links).from_select(
-            ["anonymous_id", "user_id", "linked_at", "message_id"],
-            select(ranked.c.anonymous_id, ranked.c.user_id, ranked.c.at, ranked.c.message_id).where(ranked.c.rn == 1),
-        )
+    return insert(fold_links).from_select(
+        ["anonymous_id", "user_id", "linked_at", "message_id"],
+        select(ranked.c.anonymous_id, ranked.c.user_id, ranked.c.at, ranked.c.message_id).where(ranked.c.rn == 1),
     )
 
 
-def _find_affected(conn, site_id, lo):
+@cache
+def _find_affected():
     """Record the profiles to rebuild because an anonymous id with folded events changes hands."""
     link, known = fold_links, identities
     changed = select(
         link.c.anonymous_id, known.c.user_id.label("old_user"), link.c.user_id.label("new_user"), link.c.linked_at,
     ).select_from(
-        link.outerjoin(known, and_(known.c.site_id == site_id, known.c.anonymous_id == link.c.anonymous_id))
+        link.outerjoin(known, and_(known.c.site_id == SITE, known.c.anonymous_id == link.c.anonymous_id))
     ).where(
         or_(
             known.c.user_id.is_(None),
@@ -105,8 +112,8 @@ def _find_affected(conn, site_id, lo):
             ),
         ),
         exists().where(
-            events.c.site_id == site_id, events.c.anonymous_id == link.c.anonymous_id,
-            events.c.id <= lo, events.c.user_id.is_(None), events.c.is_bot.is_(False),
+            events.c.site_id == SITE, events.c.anonymous_id == link.c.anonymous_id,
+            events.c.id <= LO, events.c.user_id.is_(None), events.c.is_bot.is_(False),
         ),
     ).subquery()
     new_profile = literal("u:") + changed.c.new_user
@@ -117,15 +124,15 @@ def _find_affected(conn, site_id, lo):
     gaining = select(new_profile, changed.c.new_user, literal(None, models.PROFILE_ID), changed.c.linked_at)
     losing = select(old_profile, changed.c.old_user, new_profile, changed.c.linked_at)
     columns = ["profile_id", "user_id", "merged_into", "merged_at"]
-    conn.execute(insert(fold_affected).from_select(columns, union_all(gaining, losing)))
-    return conn.scalar(select(func.count(fold_affected.c.profile_id.distinct())))
+    return insert(fold_affected).from_select(columns, union_all(gaining, losing))
 
 
-def _upsert_identities(conn, site_id):
-    stmt = dialects.dialect_insert(conn, identities)
+@cache
+def _upsert_identities(dialect):
+    stmt = dialects.dialect_insert(dialect, identities)
     stmt = stmt.from_select(
         ["site_id", "anonymous_id", "user_id", "linked_at", "message_id"],
-        select(literal(site_id), fold_links.c.anonymous_id, fold_links.c.user_id, fold_links.c.linked_at,
+        select(SITE, fold_links.c.anonymous_id, fold_links.c.user_id, fold_links.c.linked_at,
                fold_links.c.message_id).where(fold_links.c.anonymous_id.is_not(None)),
     )
     new = stmt.excluded
@@ -134,18 +141,19 @@ def _upsert_identities(conn, site_id):
         set_={"user_id": new.user_id, "linked_at": new.linked_at, "message_id": new.message_id},
         where=aggregates.earlier(new.linked_at, new.message_id, identities.c.linked_at, identities.c.message_id),
     )
-    conn.execute(stmt)
+    return stmt
 
 
-def _forget_affected(conn, site_id):
+@cache
+def _forget_affected():
     affected = select(fold_affected.c.profile_id)
-    for table in (facts, sessions, views, cart):
-        conn.execute(delete(table).where(table.c.site_id == site_id, table.c.profile_id.in_(affected)))
+    return [delete(table).where(table.c.site_id == SITE, table.c.profile_id.in_(affected))
+            for table in (facts, sessions, views, cart)]
 
 
 # --- loading events --------------------------------------------------------------------
 
-def _resolved(site_id):
+def _resolved():
     """events LEFT JOIN identities, and each event's profile id."""
     joined = events.outerjoin(
         identities, and_(identities.c.site_id == events.c.site_id, identities.c.anonymous_id == events.c.anonymous_id)
@@ -196,30 +204,29 @@ def _event_columns(dialect, profile):
     }
 
 
-def _load(conn, dialect, site_id, where):
-    joined, profile = _resolved(site_id)
+def _load(dialect, where):
+    joined, profile = _resolved()
     columns = _event_columns(dialect, profile)
     query = (
         select(*(expr.label(name) for name, expr in columns.items()))
         .select_from(joined)
-        .where(events.c.site_id == site_id, events.c.is_bot.is_(False), where)
+        .where(events.c.site_id == SITE, events.c.is_bot.is_(False), where)
         .subquery()
     )
-    stmt = insert(fold_events).from_select(list(columns), select(query).where(query.c.profile_id.is_not(None)))
-    return aggregates.execute_counting(conn, stmt)
+    return insert(fold_events).from_select(list(columns), select(query).where(query.c.profile_id.is_not(None)))
 
 
-def _load_events(conn, dialect, site_id, where):
-    return _load(conn, dialect, site_id, where)
+@cache
+def _load_chunk(dialect):
+    return _load(dialect, and_(events.c.id > LO, events.c.id <= HI))
 
 
-def _load_rebuild_events(conn, dialect, site_id, lo):
+@cache
+def _load_rebuild_events(dialect):
     """The already-folded events of the profiles being rebuilt (two index lookups)."""
     users = select(fold_affected.c.user_id).where(fold_affected.c.user_id.is_not(None))
-    linked = select(identities.c.anonymous_id).where(identities.c.site_id == site_id, identities.c.user_id.in_(users))
-    read = _load(conn, dialect, site_id, and_(events.c.id <= lo, events.c.user_id.in_(users)))
-    read += _load(
-        conn, dialect, site_id,
-        and_(events.c.id <= lo, events.c.user_id.is_(None), events.c.anonymous_id.in_(linked)),
-    )
-    return read
+    linked = select(identities.c.anonymous_id).where(identities.c.site_id == SITE, identities.c.user_id.in_(users))
+    return [
+        _load(dialect, and_(events.c.id <= LO, events.c.user_id.in_(users))),
+        _load(dialect, and_(events.c.id <= LO, events.c.user_id.is_(None), events.c.anonymous_id.in_(linked))),
+    ]

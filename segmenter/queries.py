@@ -8,6 +8,7 @@ from sqlalchemy import Float, and_, case, cast, func, literal, not_, or_, select
 
 from collector import dialects
 from segmenter import models, rules
+from segmenter.aggregates import NOW
 
 facts = models.ProfileFact.__table__
 views = models.ProfileView.__table__
@@ -18,11 +19,11 @@ CART_LINES_SHOWN = 50
 class RuleCompiler:
     """Compiles conditions for one site's `settings` at `now`, over the facts table `f`."""
 
-    def __init__(self, dialect, settings, now, f=facts):
+    def __init__(self, dialect, settings, now=None, f=facts):
+        """`now` (ms) is inlined when given; else statements take it as the parameter `now`."""
         self.dialect = dialect
         self.settings = settings
-        self.now = literal(now)
-        self.now_value = now
+        self.now = NOW if now is None else literal(now)
         self.f = f
 
     # facts ---------------------------------------------------------------------------

@@ -70,6 +70,10 @@ fold_derived = _temp(
 
 def prepare(conn):
     """Create the scratch tables on this connection (once) and empty them."""
+    info = conn.connection.info  # lives as long as the database connection (and its TEMP tables)
+    if not info.get("cohortly_scratch"):
+        for table in TEMP.sorted_tables:
+            conn.execute(CreateTable(table, if_not_exists=True))
+        info["cohortly_scratch"] = True
     for table in TEMP.sorted_tables:
-        conn.execute(CreateTable(table, if_not_exists=True))
         conn.execute(delete(table))
