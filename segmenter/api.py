@@ -1,7 +1,4 @@
 """The segment API under /api/v1 (API key) and the visitor's own segments at /v1/segments/me (write key)."""
-import csv
-import io
-import json
 import time
 
 from flask import Response, current_app, g, request, stream_with_context
@@ -15,12 +12,12 @@ from collector.tracking import authenticate, cors_headers
 from segmenter import members, rules, store
 from segmenter.api_schemas import (
     ChangePageSchema, ChangesQuery, ExportQuery, MemberPageSchema, MembersQuery, ProfileSchema,
-    SegmentListSchema, SegmentSchema, VisitorQuery, VisitorSegmentsSchema, iso, iso_times,
+    SegmentListSchema, SegmentSchema, VisitorQuery, VisitorSegmentsSchema,
 )
+from segmenter.exports import csv_lines, ndjson_lines
 
 bp = Blueprint("segments", __name__, url_prefix="/api/v1", description="Segments, members, changes and profiles (API key).")
 visitor_bp = Blueprint("visitor", __name__, url_prefix="/v1", description="A visitor's own segments (write key).")
-CSV_COLUMNS = ("profile_id", "user_id", "email", "anonymous_ids", "entered_at", "context")
 HISTORY_KEPT = 200
 
 
@@ -169,41 +166,6 @@ def export_ndjson(args, name):
 def export_csv(args, name):
     """Every member as CSV, streamed (no row cap, flat memory); `context` is a JSON column."""
     return _export(name, args, csv_lines, "text/csv", "csv")
-
-
-def member_record(row):
-    """A member as the API shows it (what MemberSchema dumps, without its per-row cost in exports)."""
-    return {
-        "profile_id": row["profile_id"],
-        "user_id": row["user_id"],
-        "email": row["email"],
-        "anonymous_ids": row["anonymous_ids"],
-        "traits": row["traits"],
-        "entered_at": iso(row["entered_at"]),
-        "context": iso_times(row["context"]),
-    }
-
-
-def ndjson_lines(rows):
-    """Members as NDJSON lines."""
-    for row in rows:
-        yield json.dumps(member_record(row), separators=(",", ":")) + "\n"
-
-
-def csv_lines(rows):
-    """Members as CSV lines, header first."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([
-            row["profile_id"], row["user_id"] or "", row["email"] or "", " ".join(row["anonymous_ids"]),
-            iso(row["entered_at"]), json.dumps(iso_times(row["context"]), separators=(",", ":")),
-        ])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
 
 
 @bp.route("/segments/<name>/changes")

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from collector import store as collector_store
 from segmenter import rollup as rollup_lib
-from segmenter import store, webhooks
+from segmenter import exports, members, rules, store, webhooks
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
 
@@ -210,11 +210,35 @@ def segments_members(site, segment, limit, after):
     """Print the members of SEGMENT as JSON lines: profile, user id, email, since when, context."""
     engine = _ready_engine()
     try:
-        members = store.segment_members(engine, _site(engine, site)["id"], segment, after=after, limit=limit)
+        found = store.segment_members(engine, _site(engine, site)["id"], segment, after=after, limit=limit)
     except store.UnknownSegment:
         raise click.ClickException(f"No segment named {segment!r}.") from None
-    for member in members:
+    for member in found:
         click.echo(json.dumps(member))
+
+
+@segments.command("export")
+@click.argument("segment")
+@click.option("--site", "site_name", metavar="SITE", help="The site (a name or id); needed when there are several.")
+@click.option("--format", "format_", type=click.Choice(exports.FORMATS), default="ndjson", show_default=True)
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="A file (default: stdout).")
+def segments_export(segment, site_name, format_, output):
+    """Write every member of SEGMENT as CSV or NDJSON, streamed: any size, flat memory.
+
+    Example: cohortly segments export cart_abandoners --site shop --format csv --output carts.csv
+    """
+    engine = _ready_engine()
+    if segment not in rules.RULES_BY_NAME:
+        raise click.ClickException(f"No segment named {segment!r}.")
+    if site_name:
+        site_id = _site(engine, site_name)["id"]
+    else:
+        every = _sites(engine)
+        if len(every) != 1:
+            raise click.ClickException("Name the site with --site (there are several, or none).")
+        site_id = every[0]["id"]
+    for line in exports.export_lines(members.stream_members(engine, site_id, segment), format_):
+        output.write(line)
 
 
 def register(main):

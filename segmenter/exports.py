@@ -1,0 +1,49 @@
+"""Member exports as NDJSON or CSV lines, for the API's streaming responses and the CLI."""
+import csv
+import io
+import json
+
+from segmenter.api_schemas import iso, iso_times
+
+CSV_COLUMNS = ("profile_id", "user_id", "email", "anonymous_ids", "entered_at", "context")
+FORMATS = ("csv", "ndjson")
+
+
+def member_record(row):
+    """A member as the API shows it (what MemberSchema dumps, without its per-row cost in exports)."""
+    return {
+        "profile_id": row["profile_id"],
+        "user_id": row["user_id"],
+        "email": row["email"],
+        "anonymous_ids": row["anonymous_ids"],
+        "traits": row["traits"],
+        "entered_at": iso(row["entered_at"]),
+        "context": iso_times(row["context"]),
+    }
+
+
+def ndjson_lines(rows):
+    """Members as NDJSON lines."""
+    for row in rows:
+        yield json.dumps(member_record(row), separators=(",", ":")) + "\n"
+
+
+def csv_lines(rows):
+    """Members as CSV lines, header first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([
+            row["profile_id"], row["user_id"] or "", row["email"] or "", " ".join(row["anonymous_ids"]),
+            iso(row["entered_at"]), json.dumps(iso_times(row["context"]), separators=(",", ":")),
+        ])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def export_lines(rows, format_):
+    """The lines of an export in `format_` (csv or ndjson)."""
+    return csv_lines(rows) if format_ == "csv" else ndjson_lines(rows)
