@@ -17,8 +17,8 @@ class RateLimiter:
         """Take a token for `key`; False when its bucket is empty."""
         if not self.rate:
             return True
-        now = self.clock()
         with self.lock:
+            now = self.clock()  # read under the lock: a stale `now` would refill a negative amount
             tokens, last = self.buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             allowed = tokens >= 1
