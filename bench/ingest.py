@@ -12,15 +12,17 @@ After the load, every event answered 2xx must be stored exactly once, and nothin
 Exit status: 0 when every check holds and every target is met, 1 otherwise.
 """
 import argparse
+from importlib import metadata
 import os
 import platform
 import statistics
+from collections import Counter
 import sys
 import tempfile
 
 from sqlalchemy import select
 
-from bench import load, payload
+from bench import load, payload, profile
 from bench.database import fresh_database, versions
 from bench.server import Gunicorn
 from collector import store
@@ -36,8 +38,10 @@ def measure(server, write_key, prefix, batch, seconds, concurrency, limit=10_000
     ids_by_key = {}
     bodies = payload.keyed(payload.bodies(prefix, batch, limit), ids_by_key)
     headers = {"Content-Type": "application/json", "Authorization": payload.basic_auth(write_key)}
+    cpu_before = server.cpu_seconds()
     outcome = load.run(server.host, server.port, "/v1/batch", bodies, headers=headers,
                        concurrency=concurrency, duration=seconds, max_requests=limit)
+    outcome.server_cpu = (server.cpu_seconds() - cpu_before) / max(len(outcome.answers), 1)
     return outcome, ids_by_key
 
 
@@ -55,7 +59,7 @@ def verify(engine, site_id, outcome, ids_by_key):
         "duplicates": len(stored) - len(unique),
         "lost": len(acked - unique),
         "foreign": len(unique - sent),
-        "not_2xx": len(outcome.unacked),
+        "not_2xx": {status: n for status, n in outcome.attempts.items() if not 200 <= status < 300},
     }
 
 
@@ -68,8 +72,10 @@ def machine():
     except OSError:
         pass
     found = versions()
+    libraries = ", ".join(f"{name} {metadata.version(name)}" for name in ("flask", "gunicorn", "sqlalchemy", "marshmallow", "psycopg"))
     return (f"nproc {os.cpu_count()}, CPU {model}, Python {platform.python_version()}, "
-            f"SQLite {found['sqlite']}, PostgreSQL {found['postgresql']}")
+            f"SQLite {found['sqlite']}, PostgreSQL {found['postgresql']}; {libraries}; "
+            f"load average {os.getloadavg()[0]:.1f}")
 
 
 def run_database(kind, ceiling, workdir, args):
@@ -97,12 +103,26 @@ def run_database(kind, ceiling, workdir, args):
                     outcome, ids_by_key = got[collector]
                     check = verify(engine, site["site_id"], outcome, ids_by_key)
                     rounds.append((got[ceiling][0], outcome, check))
-                    print(f"  {kind:10} batch {batch:>2} round {r + 1}: ceiling {got[ceiling][0].rate():7.0f} req/s, "
-                          f"collector {outcome.rate():7.0f} req/s, ratio {outcome.rate() / got[ceiling][0].rate():.2f}; "
+                    if check["not_2xx"]:
+                        print(_tail(collector.log_path), file=sys.stderr)
+                    print(f"  {kind:10} batch {batch:>2} round {r + 1}: ceiling {got[ceiling][0].rate():7.0f} req/s "
+                          f"({1000 * got[ceiling][0].server_cpu:.2f} ms CPU/req), collector {outcome.rate():7.0f} req/s "
+                          f"({1000 * outcome.server_cpu:.2f} ms CPU/req), ratio {outcome.rate() / got[ceiling][0].rate():.2f}; "
                           f"{check}", flush=True)
                 rows.append(summarise(kind, batch, rounds))
+                if args.profile:
+                    rows[-1]["profile"] = profile_collector(collector, engine, kind, batch, workdir, args)
         engine.dispose()
     return rows
+
+
+def profile_collector(collector, engine, kind, batch, workdir, args):
+    """One more collector measurement (not counted) under py-spy; the summary lines."""
+    site = store.create_site(engine, f"profile-{batch}", [])
+    out = os.path.join(workdir, f"profile-{kind}-{batch}.txt")
+    with profile.sampling(collector.process.pid, args.seconds, out):
+        measure(collector, site["write_key"], f"profile-{kind}-{batch}", batch, args.seconds, args.concurrency)
+    return profile.summarise(out)
 
 
 def summarise(kind, batch, rounds):
@@ -111,14 +131,17 @@ def summarise(kind, batch, rounds):
     ceiling_rate = statistics.median(c.rate() for c, _, _ in rounds)
     collector_rate = statistics.median(c.rate() for _, c, _ in rounds)
     checks = [check for _, _, check in rounds]
-    exact = all(c["duplicates"] == c["lost"] == c["foreign"] == c["not_2xx"] == 0 and c["stored"] == c["acked"]
-                for c in checks)
+    exact = all(c["duplicates"] == c["lost"] == c["foreign"] == 0 for c in checks)
+    errors = sum((Counter(c["not_2xx"]) for c in checks), Counter())
     cpu = statistics.median(max(c.client_cpu / c.elapsed, o.client_cpu / o.elapsed) for c, o, _ in rounds)
+    ceiling_cpu = statistics.median(c.server_cpu for c, _, _ in rounds)
+    collector_cpu = statistics.median(o.server_cpu for _, o, _ in rounds)
     return {
         "db": kind, "batch": batch, "ceiling_rps": ceiling_rate, "collector_rps": collector_rate,
         "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
         "target": TARGETS.get(batch), "exact": exact, "stored": sum(c["stored"] for c in checks),
-        "client_cpu": cpu,
+        "errors": dict(errors), "requests": sum(len(o.answers) for _, o, _ in rounds),
+        "client_cpu": cpu, "ceiling_cpu": ceiling_cpu, "collector_cpu": collector_cpu,
     }
 
 
@@ -126,8 +149,9 @@ def table(rows):
     """The results as a Markdown table."""
     lines = [
         "| database | events/request | ceiling req/s | ceiling events/s | collector req/s | collector events/s "
-        "| collector ÷ ceiling (median; range) | target | exactly once (events checked) | load client CPU |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---:|",
+        "| collector ÷ ceiling (median; range) | target | gunicorn CPU ms/request: ceiling, collector (ratio) "
+        "| exactly once (events checked) | collector non-2xx | load client CPU |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---|---|---:|",
     ]
     for row in rows:
         target = row["target"]
@@ -136,19 +160,36 @@ def table(rows):
             f"| {row['db']} | {row['batch']} | {row['ceiling_rps']:,.0f} | {row['ceiling_rps'] * row['batch']:,.0f} "
             f"| {row['collector_rps']:,.0f} | {row['collector_rps'] * row['batch']:,.0f} "
             f"| **{row['ratio']:.2f}** ({row['ratio_min']:.2f}–{row['ratio_max']:.2f}) | {verdict} "
-            f"| {'yes' if row['exact'] else 'NO'} ({row['stored']:,}) | {row['client_cpu']:.0%} |"
+            f"| {1000 * row['ceiling_cpu']:.2f}, {1000 * row['collector_cpu']:.2f} "
+            f"({row['ceiling_cpu'] / row['collector_cpu']:.2f}) "
+            f"| {'yes' if row['exact'] else 'NO'} ({row['stored']:,}) "
+            f"| {_errors(row['errors'], row['requests'])} | {row['client_cpu']:.0%} |"
         )
     return "\n".join(lines)
+
+
+def _tail(path, lines=20):
+    with open(path, errors="replace") as log:
+        return "".join(log.readlines()[-lines:])
+
+
+def _errors(errors, requests):
+    if not errors:
+        return f"0 of {requests:,}"
+    named = ", ".join(f"{n} × {status or 'no answer'}" for status, n in sorted(errors.items()))
+    return f"{sum(errors.values())} of {requests:,} ({named})"
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n")[0])
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 20], help="events per request")
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of one measurement")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of one measurement")
     parser.add_argument("--warmup", type=float, default=1.5, help="length of the warm-up per server and batch size")
-    parser.add_argument("--rounds", type=int, default=3, help="ceiling/collector pairs per batch size")
+    parser.add_argument("--rounds", type=int, default=5, help="ceiling/collector pairs per batch size")
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections of the load client")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the rounds, sample the collector's workers with py-spy and print where the time goes")
     return parser.parse_args(argv)
 
 
@@ -162,9 +203,15 @@ def main(argv=None):
         with Gunicorn("bench.ceiling:create_app()", os.path.join(workdir, "ceiling.log")) as ceiling:
             for kind in args.db:
                 rows.extend(run_database(kind, ceiling, workdir, args))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews bare figures)")
     print()
     print(table(rows))
-    ok = all(row["exact"] and (row["target"] is None or row["ratio"] >= row["target"]) for row in rows)
+    for row in rows:
+        if row.get("profile"):
+            print(f"\nprofile, {row['db']}, {row['batch']} events/request (share of all worker samples, inclusive):")
+            print("\n".join(row["profile"]))
+    ok = all(row["exact"] and not row["errors"] and (row["target"] is None or row["ratio"] >= row["target"])
+             for row in rows)
     return 0 if ok else 1
 
 

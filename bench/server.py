@@ -58,6 +58,18 @@ class Gunicorn:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True)
         return [self.process.pid] + [int(pid) for pid in out.stdout.split()]
 
+    def cpu_seconds(self):
+        """CPU time (user + system) the master and its workers have used so far."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:  # a worker that just exited
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self, sig=signal.SIGTERM):
         """Stop the whole process group and wait for it."""
         if self.process and self.process.poll() is None:
