@@ -103,3 +103,53 @@ def roll(engine, now, **options):
     for summary in summaries:
         assert summary.status == "done", summary.error
     return summaries[0]
+
+
+def shop_traffic(count, seed=7):
+    """A deterministic mix of `count` shop events over 100 visitors, 30 of whom log in."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for n in range(count):
+        visitor = rng.randrange(100)
+        anon, at = f"v{visitor}", T0 + n * 7_000 + rng.randrange(-3_600_000, 3_600_000)
+        kind = rng.random()
+        product = f"p{rng.randrange(12)}"
+        props = {"product_id": product, "category": f"c{int(product[1:]) % 4}", "price": 5 + int(product[1:])}
+        if kind < 0.35:
+            rows.append(page(at=at, anon=anon))
+        elif kind < 0.7:
+            rows.append(track("Product Viewed", at=at, anon=anon, **props))
+        elif kind < 0.82:
+            rows.append(track("Product Added", at=at, anon=anon, **props))
+        elif kind < 0.87:
+            rows.append(track("Checkout Started", at=at, anon=anon))
+        elif kind < 0.92:
+            rows.append(track("Order Completed", at=at, anon=anon, revenue=rng.randrange(10, 200)))
+        elif kind < 0.97 and visitor < 30:
+            rows.append(identify(f"user{visitor}", anon=anon, at=at, email=f"user{visitor}@example.com"))
+        else:
+            rows.append(track("Product Removed", at=at, anon=anon, **props))
+    return rows
+
+
+def cohortly(*args):
+    """The argv of a `cohortly` command of this virtualenv."""
+    import os
+    import sys
+
+    return [os.path.join(os.path.dirname(sys.executable), "cohortly"), *args]
+
+
+def watermark(engine, site_id):
+    """The site's rollup watermark (0 before the first chunk)."""
+    table = models.RollupState.__table__
+    with engine.connect() as conn:
+        return conn.scalar(select(table.c.watermark).where(table.c.site_id == site_id)) or 0
+
+
+def change_log(engine, site_id):
+    """The site's changes without ids and run ids (comparable across sites)."""
+    keep = ("segment", "profile_id", "change", "at", "detected_at", "reason", "context")
+    return [{key: change[key] for key in keep} for change in changes(engine, site_id)]
