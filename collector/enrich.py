@@ -145,5 +145,15 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
     return row
 
 
+def redact(raw):
+    """A rejected message as it may be kept in bad_rows: without its raw IP (`context.ip`, `request_ip`)."""
+    if not isinstance(raw, dict):
+        return raw
+    kept = {key: value for key, value in raw.items() if key != "request_ip"}
+    if isinstance(kept.get("context"), dict) and "ip" in kept["context"]:
+        kept["context"] = {key: value for key, value in kept["context"].items() if key != "ip"}
+    return kept
+
+
 def _short(value):
     return value[:SHORT] if isinstance(value, str) and value else None

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from collector import store
 from collector.db import get_engine
-from collector.enrich import build_row, merge_envelope, to_ms
+from collector.enrich import build_row, merge_envelope, redact, to_ms
 from collector.errors import APIError
 from collector.ratelimit import RateLimiter
 from collector.schemas import TYPES, batch_schema, message_schema
@@ -128,7 +128,7 @@ def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
             if err.fields:
                 fault["fields"] = err.fields
             rejected.append(fault)
-            bad.append(({k: v for k, v in fault.items() if k != "index"}, raw))
+            bad.append(({k: v for k, v in fault.items() if k != "index"}, redact(raw)))
             continue
         merge_envelope(message, context, integrations)
         rows.append(build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip))

@@ -1,4 +1,5 @@
 """The segment API under /api/v1 (API key) and the visitor's own segments at /v1/segments/me (write key)."""
+import json
 import time
 
 from flask import Response, current_app, g, request, stream_with_context
@@ -9,9 +10,9 @@ from collector.db import get_engine
 from collector.enrich import to_ms
 from collector.errors import APIError, error_response
 from collector.tracking import authenticate, cors_headers
-from segmenter import members, rules, store
+from segmenter import members, privacy, rules, store
 from segmenter.api_schemas import (
-    ChangePageSchema, ChangesQuery, ExportQuery, MemberPageSchema, MembersQuery, ProfileSchema,
+    ChangePageSchema, ChangesQuery, ErasureSchema, ExportQuery, MemberPageSchema, MembersQuery, ProfileSchema,
     SegmentListSchema, SegmentSchema, VisitorQuery, VisitorSegmentsSchema,
 )
 from segmenter.exports import csv_lines, ndjson_lines
@@ -136,17 +137,31 @@ def list_members(args, name):
     if args.get("cursor") and after is None:
         raise APIError(422, "invalid_request", "The cursor is not valid.", {"cursor": ["Not a cursor of this API."]})
     since = to_ms(args["entered_since"]) if args.get("entered_since") else None
+    settings = _exportable(name)
     with get_engine().connect() as conn:
         page = members.member_page(conn, g.api_site["id"], name, after, args["limit"], since)
     cursor = members.encode_cursor(page[-1]["profile_id"]) if len(page) == args["limit"] else None
-    return {"members": page, "next_cursor": cursor}
+    return {"members": [row for row in page if privacy.consented(settings, row["traits"])], "next_cursor": cursor}
+
+
+def _exportable(name):
+    """The site's settings, once the segment may be listed: 403 under the site's minimum export size k."""
+    engine, site_id = get_engine(), g.api_site["id"]
+    settings = store.site_settings(engine, site_id)
+    size = next(s["members"] for s in store.list_segments(engine, site_id) if s["name"] == name)
+    refusal = privacy.export_allowed(settings, size) if size else None
+    if refusal:
+        raise APIError(403, "segment_too_small", refusal)
+    return settings
 
 
 def _export(name, args, render, mimetype, extension):
     _segment_or_404(name)
+    settings = _exportable(name)
     engine, site_id = get_engine(), g.api_site["id"]
     since = to_ms(args["entered_since"]) if args.get("entered_since") else None
-    rows = members.stream_members(engine, site_id, name, since)
+    rows = (row for row in members.stream_members(engine, site_id, name, since)
+            if privacy.consented(settings, row["traits"]))
     response = Response(stream_with_context(render(rows)), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'
     return response
@@ -192,6 +207,39 @@ def get_profile(profile_id):
     keep = ("profile_id", "user_id", "email", "traits", "anonymous_ids", "segments", "recent_views")
     facts = {key: value for key, value in found.items() if key not in keep}
     return {**{key: found[key] for key in keep}, "facts": facts, "history": history}
+
+
+@bp.route("/profiles/<path:profile_id>", methods=["DELETE"])
+@bp.response(200, ErasureSchema)
+def erase_profile(profile_id):
+    """Erase a person: events, facts, memberships, history and pending webhooks of every linked id."""
+    try:
+        counts = privacy.erase_profile(get_engine(), g.api_site["id"], profile_id, collector_store.now_ms())
+    except privacy.UnknownProfile:
+        raise APIError(404, "unknown_profile", "No profile with that id.") from None
+    except privacy.Busy as err:
+        raise APIError(503, "busy", str(err), headers={"Retry-After": "5"}) from None
+    return {"erased": counts}
+
+
+@bp.route("/profiles/<path:profile_id>/export")
+@bp.doc(responses={"200": {"description": "One stored row a line: {table, row}", "content": {"application/x-ndjson": {}}}})
+def export_profile(profile_id):
+    """Everything stored about a person (access request), as NDJSON."""
+    records = privacy.profile_records(get_engine(), g.api_site["id"], profile_id)
+    try:
+        first = next(records)
+    except privacy.UnknownProfile:
+        raise APIError(404, "unknown_profile", "No profile with that id.") from None
+
+    def lines():
+        yield json.dumps(first, default=str) + "\n"
+        for record in records:
+            yield json.dumps(record, default=str) + "\n"
+
+    response = Response(stream_with_context(lines()), mimetype="application/x-ndjson")
+    response.headers["Content-Disposition"] = 'attachment; filename="profile.ndjson"'
+    return response
 
 
 @visitor_bp.route("/segments/me")

@@ -152,7 +152,7 @@ class WebhookListSchema(Schema):
 
 
 class DeliveryQuery(Schema):
-    status = fields.String(validate=validate.OneOf(("pending", "delivered", "failed")))
+    status = fields.String(validate=validate.OneOf(("pending", "delivered", "failed", "skipped")))
     before = fields.Integer(validate=validate.Range(1), metadata={"description": "A delivery id cursor"})
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
@@ -184,3 +184,7 @@ class ResyncSchema(Schema):
 
 class ResyncResultSchema(Schema):
     queued = fields.Integer()
+
+
+class ErasureSchema(Schema):
+    erased = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "Rows deleted per table"})

@@ -9,15 +9,18 @@ from marshmallow import ValidationError
 
 from collector import store as collector_store
 from segmenter import rollup as rollup_lib
-from segmenter import exports, members, rules, store, webhooks
+from segmenter import exports, members, privacy, rules, store, webhooks
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
 
 
 def _engine():
+    """The configured engine, disposed when the command ends."""
     from collector import create_app
 
-    return create_app().extensions["cohortly_engine"]
+    engine = create_app().extensions["cohortly_engine"]
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
 
 
 def _ready_engine():
@@ -113,6 +116,7 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
         for summary in summaries:
             _report(summary, as_json)
         _deliver_webhooks(engine, now)
+        _purge_quietly(engine, now if now is not None else collector_store.now_ms())
         if every is None:
             if any(summary.status == "failed" for summary in summaries):
                 sys.exit(1)
@@ -230,19 +234,94 @@ def segments_export(segment, site_name, format_, output):
     engine = _ready_engine()
     if segment not in rules.RULES_BY_NAME:
         raise click.ClickException(f"No segment named {segment!r}.")
-    if site_name:
-        site_id = _site(engine, site_name)["id"]
-    else:
-        every = _sites(engine)
-        if len(every) != 1:
-            raise click.ClickException("Name the site with --site (there are several, or none).")
-        site_id = every[0]["id"]
-    for line in exports.export_lines(members.stream_members(engine, site_id, segment), format_):
+    site_id = _one_site(engine, site_name)["id"]
+    settings = store.site_settings(engine, site_id)
+    size = next(s["members"] for s in store.list_segments(engine, site_id) if s["name"] == segment)
+    refusal = privacy.export_allowed(settings, size) if size else None
+    if refusal:
+        raise click.ClickException(refusal)
+    rows = (row for row in members.stream_members(engine, site_id, segment)
+            if privacy.consented(settings, row["traits"]))
+    for line in exports.export_lines(rows, format_):
         output.write(line)
+
+
+def _one_site(engine, site_name):
+    """The site named by --site, or the only site there is."""
+    if site_name:
+        return _site(engine, site_name)
+    every = _sites(engine)
+    if len(every) != 1:
+        raise click.ClickException("Name the site with --site (there are several, or none).")
+    return every[0]
+
+
+@click.group()
+def profiles():
+    """Privacy requests about one person (see PRIVACY.md)."""
+
+
+@profiles.command("delete")
+@click.argument("profile_id")
+@click.option("--site", "site_name", metavar="SITE", help="The site (a name or id); needed when there are several.")
+def profiles_delete(profile_id, site_name):
+    """Erase everything stored about PROFILE_ID (a user id, anonymous id or u:/a: profile id) and its linked ids.
+
+    Example: cohortly profiles delete ann@example.com --site shop
+    """
+    engine = _ready_engine()
+    site = _one_site(engine, site_name)
+    try:
+        counts = privacy.erase_profile(engine, site["id"], profile_id, collector_store.now_ms())
+    except privacy.UnknownProfile:
+        raise click.ClickException(f"Nothing is stored under {profile_id!r}.") from None
+    except privacy.Busy as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps({"erased": counts}))
+
+
+@profiles.command("export")
+@click.argument("profile_id")
+@click.option("--site", "site_name", metavar="SITE", help="The site (a name or id); needed when there are several.")
+def profiles_export(profile_id, site_name):
+    """Print everything stored about PROFILE_ID as NDJSON ({"table": ..., "row": ...} a line)."""
+    engine = _ready_engine()
+    site = _one_site(engine, site_name)
+    try:
+        for record in privacy.profile_records(engine, site["id"], profile_id):
+            click.echo(json.dumps(record, default=str))
+    except privacy.UnknownProfile:
+        raise click.ClickException(f"Nothing is stored under {profile_id!r}.") from None
+
+
+@click.command()
+@click.option("--site", "site_name", metavar="SITE", help="Only this site (a name or id).")
+def purge(site_name):
+    """Delete events older than each site's retention_days (already folded ones only), in small batches."""
+    engine = _ready_engine()
+    for site in [_site(engine, site_name)] if site_name else _sites(engine):
+        try:
+            purged = privacy.purge_events(engine, site["id"], collector_store.now_ms())
+        except privacy.Busy as err:
+            raise click.ClickException(str(err)) from None
+        click.echo(f"{site['name']}: purged {purged:,} events")
+
+
+def _purge_quietly(engine, now):
+    """The scheduled purge after a rollup pass; a busy site waits for the next pass."""
+    for site in _sites(engine):
+        try:
+            purged = privacy.purge_events(engine, site["id"], now, wait_seconds=0)
+        except privacy.Busy:
+            continue
+        if purged:
+            click.echo(f"{site['name']}: purged {purged:,} events past retention", err=True)
 
 
 def register(main):
     """Add the segmenter's commands to the `cohortly` group (and `configure` to `cohortly sites`)."""
     main.add_command(rollup)
     main.add_command(segments)
+    main.add_command(profiles)
+    main.add_command(purge)
     main.commands["sites"].add_command(configure)

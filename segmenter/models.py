@@ -220,10 +220,21 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     change_id: Mapped[int] = mapped_column(ForeignKey("membership_changes.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed | skipped
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[int] = mapped_column(BigInteger)
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
     delivered_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Erasure(Base):
+    """The audit line of an erasure request: when, and how many rows went, never who."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
+    erased_at: Mapped[int] = mapped_column(BigInteger)
+    counts: Mapped[dict[str, Any]] = mapped_column()

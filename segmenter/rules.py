@@ -98,7 +98,7 @@ def format_duration(ms):
 
 @dataclass(frozen=True)
 class Setting:
-    """A per-site setting: name, default, kind ("duration" in ms or "count"), bounds, help."""
+    """A per-site setting: name, default, kind ("duration" in ms, "count" or "flag"), bounds, help."""
 
     name: str
     default: int
@@ -122,6 +122,13 @@ SETTINGS = (
     Setting("repeat_buyer_orders", 2, "count", 2, 1000, "`repeat_buyers`: orders needed (`new_buyers` have exactly 1)"),
     Setting("email_window", 30 * DAY, "duration", DAY, 365 * DAY, "`email_engaged` / `email_unengaged`: the engagement window"),
     Setting("min_segment_size", 10, "count", 1, 1_000_000, "Segments with fewer members are flagged as too small to act on"),
+    # Privacy (see PRIVACY.md): read by the collector, the exports, the webhooks and `cohortly purge`.
+    Setting("honor_dnt", True, "flag", 0, 1, "Drop events from browsers that send `DNT: 1` or `Sec-GPC: 1`"),
+    Setting("store_ip", True, "flag", 0, 1, "Keep the truncated IP (IPv4 /24, IPv6 /48); off: keep no IP at all"),
+    Setting("retention_days", 0, "count", 0, 36_500, "Delete events older than this many days (0: keep them)"),
+    Setting("require_consent", False, "flag", 0, 1,
+            "Exports, member lists and webhooks leave out profiles without the trait `marketing_consent: true`"),
+    Setting("min_export_size", 1, "count", 1, 1_000_000, "Exports of segments with fewer members are refused (k)"),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -22,6 +22,8 @@ class Duration(fields.Field):
 
 
 def _field(setting):
+    if setting.kind == "flag":
+        return fields.Boolean(load_default=setting.default)
     bounds = validate.Range(min=setting.minimum, max=setting.maximum)
     if setting.kind == "duration":
         bounds.error = f"Must be between {format_duration(setting.minimum)} and {format_duration(setting.maximum)}."

@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, func, insert, literal, select, update
 
 from collector import store as collector_store
 from collector.dialects import insert_ignoring_duplicates
-from segmenter import models
+from segmenter import models, privacy, store
 from segmenter.api_schemas import iso, iso_times
 
 webhooks = models.Webhook.__table__
@@ -27,6 +27,7 @@ deliveries = models.WebhookDelivery.__table__
 changes = models.MembershipChange.__table__
 facts = models.ProfileFact.__table__
 CHANGES = ("enter", "exit")
+STATUSES = ("pending", "delivered", "failed", "skipped")
 MAX_ATTEMPTS = 12
 FIRST_RETRY_MS = 10_000
 LONGEST_RETRY_MS = 3_600_000
@@ -138,7 +139,7 @@ def _public(row, counts):
     return {
         "id": row["id"], "url": row["url"], "segments": row["segments"], "changes": row["changes"],
         "cursor": row["cursor"], "created_at": row["created_at"],
-        "deliveries": {status: counts.get(status, 0) for status in ("pending", "delivered", "failed")},
+        "deliveries": {status: counts.get(status, 0) for status in STATUSES},
     }
 
 
@@ -228,6 +229,7 @@ class DeliveryPass:
     queued: int = 0
     delivered: int = 0
     failed: int = 0
+    skipped: int = 0
     deferred: list = field(default_factory=list)
 
 
@@ -261,6 +263,7 @@ def deliver(engine, now, send=post_json, budget_seconds=PASS_BUDGET_SECONDS, clo
 
 
 def _deliver_hook(engine, hook, now, send, deadline, clock, result):
+    settings = store.site_settings(engine, hook["site_id"])
     while clock() <= deadline:
         with engine.connect() as conn:
             due = _due(conn, hook["id"])
@@ -272,6 +275,10 @@ def _deliver_hook(engine, hook, now, send, deadline, clock, result):
         for item in due:
             if clock() > deadline:
                 return
+            if not privacy.consented(settings, item["traits"]):
+                _skip(engine, item, "no marketing consent (the site requires it)")
+                result.skipped += 1
+                continue
             body = json.dumps(payload(hook["id"], item, item), separators=(",", ":")).encode()
             headers = {
                 "Content-Type": "application/json",
@@ -305,6 +312,12 @@ def _due(conn, hook_id):
         .limit(BATCH)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _skip(engine, item, why):
+    with engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id == item["delivery_id"])
+                     .values(status="skipped", last_error=why))
 
 
 def _record(engine, item, ok, status, error, now):

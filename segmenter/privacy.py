@@ -1,0 +1,199 @@
+"""Privacy requests and data lifecycle: erasure across linked ids, access exports, retention purges,
+and the consent and minimum-size rules of exports.
+
+Erasures and purges take the site's rollup lock, so a rollup never folds rows that are being removed.
+"""
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import delete, func, insert, or_, select
+
+from collector import dialects
+from collector import store as collector_store
+from collector.db import write_engine
+from collector.models import BadRow, Event
+from segmenter import models
+from segmenter.schemas import load_settings
+
+events = Event.__table__
+bad_rows = BadRow.__table__
+identities = models.Identity.__table__
+facts = models.ProfileFact.__table__
+changes = models.MembershipChange.__table__
+deliveries = models.WebhookDelivery.__table__
+state = models.RollupState.__table__
+erasures = models.Erasure.__table__
+#: Every table keyed by profile id, in the order an erasure empties them.
+PROFILE_TABLES = (
+    models.ProfileSession.__table__,
+    models.ProfileView.__table__,
+    models.CartLine.__table__,
+    models.Membership.__table__,
+    changes,
+    facts,
+)
+PURGE_BATCH = 5_000
+LOCK_WAIT_SECONDS = 60
+
+
+class Busy(Exception):
+    """The site's rollup lock could not be had in time."""
+
+
+class UnknownProfile(LookupError):
+    """Nothing is stored under that id."""
+
+
+@contextmanager
+def site_lock(engine, site_id, wait_seconds=LOCK_WAIT_SECONDS):
+    """Hold the site's rollup lock, polling for it up to `wait_seconds`; Busy if a rollup keeps it."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with dialects.rollup_lock(engine, site_id) as held:
+            if held:
+                yield
+                return
+        if time.monotonic() > deadline:
+            raise Busy(f"Site {site_id} is being rolled up; try again.")
+        time.sleep(0.2)
+
+
+def linked_ids(conn, site_id, any_id):
+    """(user ids, anonymous ids) of the person behind `any_id`: the id itself taken both ways,
+    a `u:`/`a:` profile id, and every anonymous id linked to their user id."""
+    users, anonymous = set(), set()
+    if any_id.startswith("u:"):
+        users.add(any_id[2:])
+    elif any_id.startswith("a:"):
+        anonymous.add(any_id[2:])
+    else:
+        users.add(any_id)
+        anonymous.add(any_id)
+    users |= set(conn.scalars(select(identities.c.user_id).where(
+        identities.c.site_id == site_id, identities.c.anonymous_id.in_(anonymous))))
+    anonymous |= set(conn.scalars(select(identities.c.anonymous_id).where(
+        identities.c.site_id == site_id, identities.c.user_id.in_(users))))
+    return users, anonymous
+
+
+def _event_filter(users, anonymous):
+    return or_(events.c.user_id.in_(users), events.c.anonymous_id.in_(anonymous),
+               events.c.previous_id.in_(users | anonymous))
+
+
+def _profile_ids(users, anonymous):
+    return [f"u:{user}" for user in users] + [f"a:{anon}" for anon in anonymous]
+
+
+def _bad_row_filter(users, anonymous):
+    """Bad rows whose raw message names one of the ids as a JSON string."""
+    needles = [f'%"{_escape_like(ident)}"%' for ident in users | anonymous]
+    return or_(*(bad_rows.c.payload.like(needle, escape="\\") for needle in needles))
+
+
+def _escape_like(text):
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def erase_profile(engine, site_id, any_id, now):
+    """Delete everything stored about a person across their linked ids; returns rows deleted per table.
+
+    Keeps one audit line (`erasures`) with the time and the counts, nothing personal. Events from
+    the same ids arriving later start a new, empty profile.
+    """
+    with site_lock(engine, site_id), write_engine(engine).begin() as conn:
+        users, anonymous = linked_ids(conn, site_id, any_id)
+        profiles = _profile_ids(users, anonymous)
+        counts = {"events": conn.execute(delete(events).where(
+            events.c.site_id == site_id, _event_filter(users, anonymous))).rowcount}
+        changed = select(changes.c.id).where(changes.c.site_id == site_id, changes.c.profile_id.in_(profiles))
+        counts["webhook_deliveries"] = conn.execute(
+            delete(deliveries).where(deliveries.c.change_id.in_(changed))).rowcount
+        for table in PROFILE_TABLES:
+            counts[table.name] = conn.execute(delete(table).where(
+                table.c.site_id == site_id, table.c.profile_id.in_(profiles))).rowcount
+        counts["identities"] = conn.execute(delete(identities).where(
+            identities.c.site_id == site_id,
+            or_(identities.c.user_id.in_(users), identities.c.anonymous_id.in_(anonymous)))).rowcount
+        counts["bad_rows"] = conn.execute(delete(bad_rows).where(
+            bad_rows.c.site_id == site_id, _bad_row_filter(users, anonymous))).rowcount
+        if not any(counts.values()):
+            raise UnknownProfile(any_id)
+        conn.execute(insert(erasures).values(site_id=site_id, erased_at=now, counts=counts))
+    return counts
+
+
+def profile_records(engine, site_id, any_id):
+    """Everything stored about a person, as ({"table": name, "row": {...}}) records; UnknownProfile if none."""
+    with engine.connect() as conn:
+        users, anonymous = linked_ids(conn, site_id, any_id)
+        profiles = _profile_ids(users, anonymous)
+        queries = [
+            (identities, or_(identities.c.user_id.in_(users), identities.c.anonymous_id.in_(anonymous))),
+            *((table, table.c.profile_id.in_(profiles)) for table in reversed(PROFILE_TABLES)),
+            (bad_rows, _bad_row_filter(users, anonymous)),
+        ]
+        found = 0
+        for table, where in queries:
+            for row in conn.execute(select(table).where(table.c.site_id == site_id, where)).mappings():
+                found += 1
+                yield {"table": table.name, "row": dict(row)}
+        # Events last and in pages: they are the many.
+        after = 0
+        while True:
+            page = conn.execute(select(events).where(
+                events.c.site_id == site_id, events.c.id > after, _event_filter(users, anonymous))
+                .order_by(events.c.id).limit(1000)).mappings().all()
+            for row in page:
+                found += 1
+                yield {"table": "events", "row": dict(row)}
+            if len(page) < 1000:
+                break
+            after = page[-1]["id"]
+    if not found:
+        raise UnknownProfile(any_id)
+
+
+def purge_events(engine, site_id, now, batch=PURGE_BATCH, wait_seconds=LOCK_WAIT_SECONDS):
+    """Delete the site's events older than its `retention_days`, in bounded batches; returns how many.
+
+    Only events already folded into facts (at or below the rollup watermark) are purged, so facts and
+    memberships stay as they are; each batch is its own short transaction, so ingestion goes on.
+    """
+    site = collector_store.find_site(engine, site_id=site_id)
+    days = load_settings(site["settings"])["retention_days"]
+    if not days:
+        return 0
+    cutoff = now - days * 86_400_000
+    purged = 0
+    with site_lock(engine, site_id, wait_seconds):
+        with engine.connect() as conn:
+            watermark = conn.scalar(select(state.c.watermark).where(state.c.site_id == site_id)) or 0
+        while True:
+            with engine.begin() as conn:
+                ids = select(events.c.id).where(
+                    events.c.site_id == site_id, events.c.id <= watermark, events.c.timestamp < cutoff,
+                ).order_by(events.c.id).limit(batch)
+                deleted = conn.execute(delete(events).where(events.c.id.in_(ids.scalar_subquery()))).rowcount
+            purged += deleted
+            if deleted < batch:
+                return purged
+
+
+def export_allowed(settings, size):
+    """None when a segment of `size` members may be exported, else why not (the site's minimum k)."""
+    minimum = settings["min_export_size"]
+    if size < minimum:
+        return f"The segment has {size} members; this site exports segments of at least {minimum}."
+    return None
+
+
+def consented(settings, traits):
+    """True unless the site requires marketing consent and the traits do not hold `marketing_consent: true`."""
+    return not settings["require_consent"] or (traits or {}).get("marketing_consent") is True
+
+
+def erasure_count(engine, site_id):
+    """How many erasures the site has served (the audit lines)."""
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(erasures).where(erasures.c.site_id == site_id))
