@@ -13,7 +13,8 @@ from sqlalchemy import (
 from collector import dialects
 from segmenter import models, rules
 from segmenter.scratch import (
-    fold_affected, fold_derived, fold_events, fold_merged_sessions, fold_new_sessions, fold_touched,
+    fold_affected, fold_derived, fold_events, fold_merged_sessions, fold_new_sessions, fold_old_sessions,
+    fold_touched,
 )
 
 facts = models.ProfileFact.__table__
@@ -178,24 +179,27 @@ def fold_sessions():
     columns = ["profile_id", "started_at", "ended_at"]
     statements = [insert(fold_new_sessions).from_select(
         columns, _islands(activity, activity.c.at, activity.c.at, activity.c.at - previous))]
-    new = fold_new_sessions
+    new, old = fold_new_sessions, fold_old_sessions
     near = and_(
         sessions.c.site_id == SITE,
         sessions.c.profile_id == new.c.profile_id,
         sessions.c.started_at <= new.c.ended_at + rules.SESSION_GAP,
         sessions.c.ended_at >= new.c.started_at - rules.SESSION_GAP,
     )
-    existing = select(sessions.c.profile_id, sessions.c.started_at, sessions.c.ended_at).select_from(
-        new.join(sessions, near)).distinct()
-    both = union_all(select(new.c.profile_id, new.c.started_at, new.c.ended_at), existing).subquery()
+    # Driven from the chunk's sessions into the primary key: never a scan of the stored ones.
+    statements.append(insert(old).from_select(columns, select(
+        sessions.c.profile_id, sessions.c.started_at, sessions.c.ended_at).select_from(new.join(sessions, near)).distinct()))
+    both = union_all(
+        select(new.c.profile_id, new.c.started_at, new.c.ended_at),
+        select(old.c.profile_id, old.c.started_at, old.c.ended_at),
+    ).subquery()
     reach = func.max(both.c.ended_at).over(
         partition_by=both.c.profile_id, order_by=(both.c.started_at, both.c.ended_at), rows=(None, -1))
     statements.append(insert(fold_merged_sessions).from_select(
         columns, _islands(both, both.c.started_at, both.c.ended_at, both.c.started_at - reach)))
     statements.append(delete(sessions).where(
         sessions.c.site_id == SITE,
-        sessions.c.profile_id.in_(select(new.c.profile_id)),
-        exists().where(near),
+        tuple_(sessions.c.profile_id, sessions.c.started_at).in_(select(old.c.profile_id, old.c.started_at)),
     ))
     merged = fold_merged_sessions
     statements.append(insert(sessions).from_select(

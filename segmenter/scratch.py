@@ -1,6 +1,6 @@
 """Per-connection scratch (TEMPORARY) tables of a fold; emptied before each use."""
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Integer, MetaData, String, Table, delete
-from sqlalchemy.schema import CreateTable
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, delete
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from segmenter.models import PROFILE_ID
 
@@ -50,6 +50,12 @@ fold_new_sessions = _temp(
     Column("started_at", BigInteger),
     Column("ended_at", BigInteger),
 )
+fold_old_sessions = _temp(
+    "fold_old_sessions",
+    Column("profile_id", PROFILE_ID),
+    Column("started_at", BigInteger),
+    Column("ended_at", BigInteger),
+)
 fold_merged_sessions = _temp(
     "fold_merged_sessions",
     Column("profile_id", PROFILE_ID),
@@ -68,12 +74,17 @@ fold_derived = _temp(
 
 
 
+INDEXES = [Index("ix_fold_new_sessions", fold_new_sessions.c.profile_id, fold_new_sessions.c.started_at)]
+
+
 def prepare(conn):
     """Create the scratch tables on this connection (once) and empty them."""
     info = conn.connection.info  # lives as long as the database connection (and its TEMP tables)
     if not info.get("cohortly_scratch"):
         for table in TEMP.sorted_tables:
             conn.execute(CreateTable(table, if_not_exists=True))
+        for index in INDEXES:
+            conn.execute(CreateIndex(index, if_not_exists=True))
         info["cohortly_scratch"] = True
     for table in TEMP.sorted_tables:
         conn.execute(delete(table))
