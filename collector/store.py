@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import delete, func, insert, select, text, update
 
-from collector.dialects import insert_ignoring_duplicates
+from collector.dialects import insert_rows_ignoring_duplicates
 from collector.models import BadRow, Event, Site
 
 events = Event.__table__
@@ -85,8 +85,7 @@ def store_messages(engine, site_id, rows, rejected, received_at, keep_bad_rows):
     with engine.begin() as conn:
         stored = 0
         if rows:
-            stmt = insert_ignoring_duplicates(conn, events, ["site_id", "message_id"])
-            stored = conn.execute(stmt, rows).rowcount
+            stored = insert_rows_ignoring_duplicates(conn, events, rows, ["site_id", "message_id"])
         if rejected:
             conn.execute(
                 insert(bad_rows),
