@@ -12,7 +12,7 @@ from collector.db import get_engine
 from collector.enrich import build_row, merge_envelope, redact, to_ms
 from collector.errors import APIError
 from collector.ratelimit import RateLimiter
-from collector.schemas import TYPES, batch_schema, message_schema
+from collector.schemas import TYPES, batch_schema, load_message
 
 bp = Blueprint("tracking", __name__)
 ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
@@ -144,7 +144,7 @@ def _validate(raw, max_bytes, shared_bytes=0):
         shared = " with the batch's context and integrations" if shared_bytes else ""
         raise APIError(413, "message_too_large", f"A message may be at most {max_bytes} bytes{shared}; this one is {size}.")
     try:
-        return message_schema.load(raw)
+        return load_message(raw)
     except ValidationError as err:
         raise APIError(400, "invalid_message", "The message is not valid.", err.messages) from None
 

@@ -8,12 +8,13 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 from sqlalchemy import func, insert, select
 
 from collector import create_app, store
 from collector.db import make_engine
 from collector.models import BadRow, Event, Site
-from collector.schemas import TYPES
+from collector.schemas import TYPES, load_message, message_schema
 from tests.collector.helpers import basic, counts
 
 pytestmark = pytest.mark.reliability
@@ -246,3 +247,16 @@ def test_what_no_database_can_store_is_rejected_on_both(client, site, engine, bo
     found = answer["rejected"][0]["code"] if status == 200 else answer["error"]["code"]
     assert found == code
     assert counts(engine)["events"] == 0
+
+
+@settings(settings.get_profile("reliability"), max_examples=500)
+@given(raw=messages())
+def test_the_partial_load_judges_every_message_as_the_full_load_does(raw):
+    """`load_message` skips absent fields for speed; it must accept, reject and explain exactly as a full load."""
+    def judge(load):
+        try:
+            return "valid", load(raw)
+        except ValidationError as err:
+            return "invalid", err.messages
+
+    assert judge(load_message) == judge(message_schema.load)
