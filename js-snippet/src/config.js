@@ -2,8 +2,9 @@
 const script = document.currentScript;
 const data = script.dataset;
 
-// The API host defaults to the origin the script was loaded from.
-export const endpoint = (data.api || new URL(script.src).origin) + "/v1/batch?writeKey=" + data.key;
+// The API host defaults to the origin the script was loaded from. endpoint("batch"): {api}/v1/batch?writeKey=KEY
+const api = (data.api || new URL(script.src).origin) + "/v1/";
+export const endpoint = (path) => api + path + "?writeKey=" + data.key;
 export const consentRequired = data.consent; // "required"; any value counts
 export const autoPages = data.auto != "false";
 export const batchSize = +data.batch || 10;

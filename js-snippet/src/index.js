@@ -4,6 +4,7 @@ import { enabled, setConsent } from "./privacy.js";
 import { build, pageProperties, forgetUser } from "./message.js";
 import { enqueue, flush } from "./queue.js";
 import { tagProperties } from "./tagging.js";
+import { segments } from "./segments.js";
 
 // Nothing the tracker does may throw into the page.
 const safe =
@@ -18,7 +19,8 @@ const safe =
 // document, and the page's own handlers cannot stop them first.
 const listen = (type, f) => addEventListener(type, safe(f), true);
 
-const send = (type, fields, userId) => enabled() && enqueue(build(type, fields, userId));
+// send(type, fields, userId): see build().
+const send = (...args) => enabled() && enqueue(build(...args));
 const page = (name, properties) => send("page", { name, properties: { ...pageProperties(), ...properties } });
 const track = (event, properties) => send("track", { event, properties });
 
@@ -26,10 +28,7 @@ const track = (event, properties) => send("track", { event, properties });
 // view), if automatic page views are on.
 let ready, lastPage;
 const autoPage = safe(() => {
-  if (ready && enabled() && lastPage != location.href) {
-    lastPage = location.href;
-    page();
-  }
+  if (ready && enabled() && lastPage != (lastPage = location.href)) page();
 });
 
 const api = {
@@ -39,15 +38,16 @@ const api = {
   reset: forgetUser,
   consent: (yes) => setConsent(yes) + autoPage(),
   optOut: () => setConsent(),
+  segments,
 };
 
 // build.mjs wraps all this in try/catch: nothing may throw into the page, not even reading the configuration.
-const cohortly = (window.cohortly ||= {});
+const cohortly = (window.cohortly = window.cohortly || {});
 if (!cohortly.v) {
   cohortly.v = VERSION;
   for (const name in api) cohortly[name] = safe(api[name]);
   // Calls made through the stub before load, in order.
-  (cohortly.q || []).map(safe((call) => cohortly[call[0]](...call[1])));
+  cohortly.q?.map(safe((call) => cohortly[call[0]](...call[1])));
   ready = autoPages;
 
   // pushState and replaceState return nothing.
@@ -55,7 +55,7 @@ if (!cohortly.v) {
     const original = history[method];
     history[method] = (...args) => original.apply(history, args) + autoPage();
   });
-  addEventListener("popstate", autoPage);
+  listen("popstate", autoPage);
   autoPage();
 
   // Declarative tagging: a click on or inside an element with data-cohortly-event.

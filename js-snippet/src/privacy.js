@@ -2,14 +2,14 @@
 import { consentRequired } from "./config.js";
 import { PREFIX, read, write, storage } from "./store.js";
 
-// doNotTrack is "1" when on (navigator's, or window's in older Safari); both are concatenated and searched.
-const signalled = /1/.test(navigator.doNotTrack + window.doNotTrack) || navigator.globalPrivacyControl;
+// Off until consent(true): with data-consent, or when the browser signals DNT or GPC. doNotTrack is "1" when on
+// (navigator's, or window's in older Safari); both are concatenated and searched.
+const offByDefault =
+  consentRequired || /1/.test(navigator.doNotTrack + window.doNotTrack) || navigator.globalPrivacyControl;
 
 // "c" is "1" after consent(true), "0" after optOut() / consent(false). An explicit consent wins over DNT/GPC.
-export const enabled = () => {
-  const c = read("c");
-  return c == 1 || (c != 0 && !consentRequired && !signalled);
-};
+// Called without arguments (c is a parameter only because that builds smaller than a local).
+export const enabled = (c = read("c")) => c == 1 || (c != 0 && !offByDefault);
 
 // consent(false) and optOut() forget everything stored and remember only the refusal.
 export const setConsent = (yes) => {

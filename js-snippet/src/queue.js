@@ -48,15 +48,15 @@ export const flush = (hidden) => {
   save(queue, hidden);
   const body = JSON.stringify({ batch, sentAt: new Date().toISOString() });
   const settle = (retry, retryAfter) => {
-    queue = load(own).q;
-    // Retry after Retry-After seconds, else after a random time up to 2, 4, 8 ... 256 s.
+    // Retry after Retry-After seconds, else after a random time up to 2, 4, 8 ... 256 s. After a success, flush
+    // again at once: it sends the rest, if any (and adopts expired queues of other tabs).
     nextAttempt = retry ? now() + 1e3 * (retryAfter || Math.random() * 2 ** (failures += failures < 8)) : (failures = 0);
-    if (retry) save(batch.concat(queue));
-    else if (queue[0]) flush();
+    if (retry) save(batch.concat(load(own).q));
+    else flush();
   };
   nextAttempt = 1 / 0;
   // keepalive lets the request outlive the page; the browser allows 64 KB of them at once.
-  fetch(endpoint, { method: "POST", body, keepalive: body.length < 2e4 }).then(
+  fetch(endpoint("batch"), { method: "POST", body, keepalive: body.length < 2e4 }).then(
     (r) => settle(r.status == 429 || r.status > 499, +r.headers.get("Retry-After")),
     () => settle(1)
   );
@@ -64,7 +64,7 @@ export const flush = (hidden) => {
 
 export const enqueue = (message) => {
   const queue = load(own).q;
-  queue.push(message);
+  const size = queue.push(message);
   save(queue);
-  if (queue.length >= batchSize) flush();
+  if (size >= batchSize) flush();
 };

@@ -1,12 +1,13 @@
-"""Fixtures for the tracker's browser tests: the test pages served on their own origin, and headless Chromium."""
+"""Helpers of the tracker's browser tests: the test pages served on their own origin, Chromium's settings, and a
+site whose pages carry the tracker. The fixtures over them are in tests/e2e/conftest.py."""
 import functools
 import http.server
 import os
 import threading
 import time
 
-import pytest
-
+from collector import store
+from collector.db import write_engine
 from tests.live import free_port, wait_for
 
 PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
@@ -63,29 +64,13 @@ class PageServer:
     def url(self, path):
         return self.origin + path
 
+    def start(self):
+        self.thread.start()
 
-# Module scope: each test module imports these fixtures, and pytest would make a "session" one per module anyway;
-# two Playwright instances may not run at once.
-@pytest.fixture(scope="module")
-def page_server():
-    """The test pages served by a threaded http.server on a free port."""
-    server = PageServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-    server.thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """Debian's headless Chromium under Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
 
 
 # Logs every /v1/batch request a page makes and how it ended, in the page's own localStorage key (so the log
@@ -114,11 +99,13 @@ READ_LOG = "Object.keys(localStorage).filter(k => k.startsWith('__batches.')).fl
 class Tracked:
     """A site on the live collector whose pages carry the tracker, browser contexts, and their batch requests."""
 
-    def __init__(self, collector, server, browser):
+    def __init__(self, collector, server, browser, name="shop"):
         self.collector = collector
         self.server = server
         self.browser = browser
-        self.site = collector.create_site("shop", [server.origin])
+        # The collector may be writing as the site is made (the pages of the test before, closing, send what they
+        # hold): on SQLite, a read-then-write transaction must take the write lock up front, waiting for it.
+        self.site = store.create_site(write_engine(collector.engine), name, [server.origin])
         self.contexts = []
         self.errors = []  # uncaught errors and console errors seen by pages
         self.content_types = set()  # of the /v1/batch requests
@@ -129,13 +116,17 @@ class Tracked:
         from now on; data-interval is 200 ms unless given."""
         self.server.use_snippet(src or self.collector.url + "/c.js", self.site["write_key"], **data)
 
-    def new_page(self, init_script=None):
-        """A page in a new browser context (its own localStorage), its batches logged and errors watched."""
+    def new_page(self, init_script=None, jitter=None):
+        """A page in a new browser context (its own localStorage), its batches logged and errors watched.
+        jitter: what the page's Math.random returns, so that the tracker's backoff after a failure is that share of
+        its ceiling (2, 4, 8 ... s) instead of a random one."""
         context = self.browser.new_context()
         self.contexts.append(context)
         context.add_init_script(FETCH_LOG)
         context.on("request", lambda request: _is_batch(request) and self.content_types.add(
             request.headers.get("content-type")))
+        if jitter is not None:
+            context.add_init_script(f"Math.random = () => {float(jitter)};")
         if init_script:
             context.add_init_script(init_script)
         return self.open_in(context)
@@ -212,15 +203,6 @@ class Tracked:
 
 def _is_batch(request):
     return request.method == "POST" and request.url.split("?")[0].endswith("/v1/batch")
-
-
-@pytest.fixture
-def tracked(live_collector, page_server, chromium):
-    """A site whose test pages load the tracker from the live collector, and browser pages to drive them."""
-    helper = Tracked(live_collector, page_server, chromium)
-    yield helper
-    helper.close()
-    assert not helper.errors, f"the pages saw errors: {helper.errors}"
 
 
 def stored_keys(page):

@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from tests.conftest import fresh_database
-from tests.e2e.snippet_fixtures import chromium  # noqa: F401
 from tests.live import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -5,8 +5,6 @@ import time
 
 import pytest
 
-from tests.e2e.snippet_fixtures import chromium, page_server, tracked  # noqa: F401
-
 pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -3,7 +3,9 @@
 The budget is 1,536 bytes gzipped, measured with Python's gzip at level 9 (what most servers send is at most
 this small). Needs Node; installs js-snippet's locked dependencies with `npm ci` when they are missing.
 """
+import glob
 import gzip
+import json
 import os
 import re
 import shutil
@@ -26,7 +28,9 @@ def node():
     """The node binary, with js-snippet's dependencies installed."""
     path = shutil.which("node")
     assert path, "Node.js is needed to build the tracker (js-snippet/)"
-    if not os.path.isdir(os.path.join(SNIPPET, "node_modules", "esbuild")):
+    with open(os.path.join(SNIPPET, "package.json"), encoding="utf-8") as file:
+        needed = json.load(file)["devDependencies"]
+    if not all(os.path.isdir(os.path.join(SNIPPET, "node_modules", name)) for name in needed):
         run("npm", "ci", "--no-audit", "--no-fund")
     return path
 
@@ -61,7 +65,21 @@ def test_readme_documents_every_setting_and_method():
         api = re.search(r"const api = \{(.*?)\n\};", file.read(), re.S).group(1)
     methods = set(re.findall(r"^  (\w+)", api, re.M))
     assert settings >= {"key", "api", "consent", "auto", "batch", "interval"}
-    assert methods == {"page", "track", "identify", "reset", "consent", "optOut"}
+    assert methods == {"page", "track", "identify", "reset", "consent", "optOut", "segments"}
     missing = [f"data-{name}" for name in settings if f"`data-{name}" not in readme]
     missing += [f"cohortly.{name}" for name in methods if f"cohortly.{name}(" not in readme]
     assert not missing, f"js-snippet/README.md does not document {missing}"
+
+
+def test_stub_has_every_method_and_the_test_pages_use_the_readmes():
+    def read(path):
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+
+    stub = re.search(r"^<script>(window\.cohortly=.*?)</script>$", read(os.path.join(SNIPPET, "README.md")), re.M)[1]
+    api = re.search(r"const api = \{(.*?)\n\};", read(os.path.join(SNIPPET, "src", "index.js")), re.S)[1]
+    assert re.search(r'"([\w ]+)"\.split', stub)[1].split() == re.findall(r"^  (\w+)", api, re.M)
+    stubs = {os.path.basename(page): re.findall(r"<script>(window\.cohortly=.*?)</script>", read(page))
+             for page in glob.glob(os.path.join(ROOT, "tests", "e2e", "pages", "*.html"))}
+    assert {name: found for name, found in stubs.items() if found and found != [stub]} == {}
+    assert len([found for found in stubs.values() if found]) >= 4

@@ -4,9 +4,14 @@ import time
 
 import pytest
 
-from tests.e2e.snippet_fixtures import chromium, page_server, stored_keys, tracked  # noqa: F401
+from tests.e2e.snippet_fixtures import stored_keys
 
 pytestmark = pytest.mark.e2e
+
+
+# Math.random for pages that retry while the collector restarts: backoffs of 0.2, 0.4, 0.8 ... s instead of up to
+# 2, 4, 8 ... s, so that the retry after the restart comes soon. What is sent, and how often, is the same.
+QUICK = 0.1
 
 
 def own_queue(page):
@@ -27,7 +32,7 @@ def test_outage_and_reload_lose_nothing_and_send_once(tracked, src):
     # the collector is down; from the collector, the reloaded page may have no tracker until the next load.
     if src == "first-party":
         tracked.use(src=tracked.server.url("/c.js"), api=tracked.collector.url)
-    page = tracked.new_page()
+    page = tracked.new_page(jitter=QUICK)
     page.goto(tracked.server.url("/index.html"))
     tracked.wait_for_events(1, type="page")
 
@@ -76,26 +81,27 @@ def fulfil_first(tracked, page, status, headers=None, body=None):
 @pytest.mark.parametrize("status", [503, 429])
 def test_retry_after_is_honoured(tracked, status):
     tracked.use(auto="false")
-    page = tracked.new_page()
+    page = tracked.new_page(jitter=0)  # the backoff alone would retry at the next flush, within 200 ms
     page.goto(tracked.server.url("/index.html"))
-    attempts = fulfil_first(tracked, page, status, {"Retry-After": "3"})
+    attempts = fulfil_first(tracked, page, status, {"Retry-After": "1"})
     page.evaluate("cohortly.track('Delayed')")
-    event = tracked.wait_for_event("Delayed", timeout=20)
+    event = tracked.wait_for_event("Delayed")
     assert len(attempts) == 2
-    # Without Retry-After the first retry would come within 2 s (backoff 0-2 s after one failure).
-    assert 2.9 <= attempts[1][0] - attempts[0][0] < 6
+    assert 0.8 <= attempts[1][0] - attempts[0][0] < 3
     assert attempts[0][1] == attempts[1][1]
     assert event["message_id"] == attempts[0][1][0]["messageId"]
 
 
 def test_server_error_is_retried_with_backoff(tracked):
     tracked.use(auto="false")
-    page = tracked.new_page()
+    page = tracked.new_page(jitter=0.25)  # after one failure: 0.25 of 2 s
     page.goto(tracked.server.url("/index.html"))
     attempts = fulfil_first(tracked, page, 500)
     page.evaluate("cohortly.track('Retried')")
     tracked.wait_for_event("Retried")
     assert len(attempts) == 2 and attempts[0][1] == attempts[1][1]
+    # Not at the next flush (200 ms) but after the backoff; the retry goes at the first flush after it.
+    assert 0.4 <= attempts[1][0] - attempts[0][0] < 2
 
 
 def test_invalid_message_is_not_retried(tracked):
@@ -133,7 +139,7 @@ def test_request_refused_as_a_whole_is_dropped(tracked, status):
 
 
 def test_two_tabs_never_send_the_same_event(tracked):
-    first = tracked.new_page()
+    first = tracked.new_page(jitter=QUICK)
     first.goto(tracked.server.url("/index.html"))
     second = tracked.open_in(first.context)
     second.goto(tracked.server.url("/index.html"))
@@ -156,7 +162,7 @@ def test_two_tabs_never_send_the_same_event(tracked):
 
 
 def test_closed_tabs_events_are_sent_by_another_tab(tracked):
-    stays = tracked.new_page()
+    stays = tracked.new_page(jitter=QUICK)
     stays.goto(tracked.server.url("/index.html"))
     closes = tracked.open_in(stays.context)
     closes.goto(tracked.server.url("/index.html"))

@@ -1,7 +1,7 @@
 """The tracker's privacy rules and its promise never to throw into the page, in headless Chromium."""
 import pytest
 
-from tests.e2e.snippet_fixtures import READ_LOG, chromium, page_server, stored_keys, tracked  # noqa: F401
+from tests.e2e.snippet_fixtures import READ_LOG, stored_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +28,7 @@ def test_do_not_track_and_gpc_send_and_store_nothing(tracked, signal):
     page.goto(tracked.server.url("/index.html"))
     page.wait_for_function("window.cohortly && cohortly.v")
     page.evaluate("cohortly.track('Hidden'); cohortly.identify('u-1'); cohortly.page()")
+    assert page.evaluate("new Promise((resolve) => cohortly.segments(resolve))") == []
     assert stored_keys(page) == []
 
     control = control_page_sends(tracked, "Control")

@@ -4,8 +4,8 @@ export const clock = { now: 1_800_000_000_000 };
 Date.now = () => clock.now;
 
 export const storage = {};
-export const requests = []; // {body, keepalive, batch}
-export const answers = []; // what the next requests get: {status, headers} or "network"
+export const requests = []; // {url, body, keepalive, batch}
+export const answers = []; // what the next requests get: {status, headers, json} or "network"
 
 Object.assign(globalThis, {
   VERSION: "test",
@@ -17,12 +17,17 @@ Object.assign(globalThis, {
     referrer: "",
   },
   location: { href: "https://shop.example/", pathname: "/", search: "" },
-  fetch: (url, options) => {
-    requests.push({ url, ...options, batch: JSON.parse(options.body).batch });
+  fetch: (url, options = {}) => {
+    requests.push({ url, ...options, batch: options.body && JSON.parse(options.body).batch });
     const answer = answers.shift() || { status: 200 };
     if (answer == "network") return Promise.reject(new TypeError("Failed to fetch"));
     const headers = answer.headers || {};
-    return Promise.resolve({ status: answer.status, headers: { get: (name) => headers[name] ?? null } });
+    return Promise.resolve({
+      status: answer.status,
+      headers: { get: (name) => headers[name] ?? null },
+      // A body that is not JSON (e.g. a proxy's HTML error page) when the answer gives none.
+      json: () => ("json" in answer ? Promise.resolve(answer.json) : Promise.reject(new SyntaxError("not JSON"))),
+    });
   },
 });
 Object.defineProperty(globalThis, "navigator", { value: { language: "en-GB" }, configurable: true });

@@ -1,0 +1,15 @@
+// cohortly.segments(callback): the visitor's segment names, from the collector's GET /v1/segments/me, for
+// on-site personalisation ("we noticed you browsed ...").
+import { endpoint } from "./config.js";
+import { enabled } from "./privacy.js";
+import { read } from "./store.js";
+
+// The callback gets the names once, always later (never during the call): [] when tracking is off, when the
+// visitor has no anonymousId yet (nothing sent, so the collector cannot know them; `false.json()` then throws
+// and no request is made) or when anything fails. The anonymousId is the tracker's own (digits and "-"): no
+// escaping needed. An error thrown by the callback is the page's own and stays visible (an unhandled rejection).
+export const segments = (callback) =>
+  Promise.resolve(enabled() && read("a"))
+    .then((id) => id && fetch(endpoint("segments/me") + "&anonymousId=" + id))
+    .then((r) => r.json())
+    .then((answer) => callback(answer.segments || []), () => callback([]));
