@@ -50,14 +50,21 @@ def demo(template_url, tmp_path_factory):
     port = free_port()
     log_path = directory / "demo.log"
     env = dict(os.environ, COHORTLY_DATABASE_URL=fresh_database(template_url, directory))
-    command = [sys.executable, "-m", "collector.cli", "demo", "--port", str(port), "--simulate", "500",
-               "--rollup-every", "2", "--abandon-after", "3s", "--keys-file", str(directory / "keys.json")]
-    started = time.monotonic()
+    options = ["--port", str(port), "--simulate", "500", "--rollup-every", "2", "--abandon-after", "3s",
+               "--keys-file", str(directory / "keys.json")]
+    in_project_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
+    # In the project's .venv (as under scripts/test and CI) this runs the README's first command itself.
+    command = [os.path.join(ROOT, "scripts", "demo"), *options] if in_project_venv else [
+        sys.executable, "-m", "collector.cli", "demo", *options]
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    running = Demo(f"http://127.0.0.1:{port}", process, log_path, started)
+    running = Demo(f"http://127.0.0.1:{port}", process, log_path, None)
     try:
+        # The minute starts when the demo starts, after scripts/demo's set-up step.
+        wait_for(lambda: "Starting gunicorn" in running.printed() or process.poll() is not None, timeout=300,
+                 message="the demo to start")
+        running.started = time.monotonic()
         wait_for(lambda: running.key("API key") or process.poll() is not None, timeout=60, message="the demo")
         assert process.poll() is None, running.printed()
         yield running
