@@ -40,7 +40,8 @@ def _api_error(err):
     return error_response(err.status, err.code, err.message, err.fields, err.headers)
 
 
-def _http_error(err):
+def http_error(err):
+    """A werkzeug HTTP error (404, 405, 413 ...) in the one shape."""
     code = (err.name or "error").lower().replace(" ", "_")
     if err.code == 413:
         code = "payload_too_large"
@@ -63,6 +64,6 @@ def _unexpected(err):
 def init_app(app):
     """Register the handlers that turn every error into the JSON shape."""
     app.register_error_handler(APIError, _api_error)
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)

@@ -1,6 +1,7 @@
 """The Segment HTTP Tracking API: /v1/batch, /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/alias, /v1/group."""
 import base64
 import json
+import re
 import time
 import zlib
 
@@ -15,6 +16,9 @@ from collector.ratelimit import RateLimiter
 from collector.schemas import TYPES, batch_schema, load_message
 
 bp = Blueprint("tracking", __name__)
+# A real NUL, as json.dumps writes it: \u0000 after an even number of backslashes (text that merely
+# spells "\u0000" has its backslash doubled).
+NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
 
 
@@ -155,7 +159,7 @@ def _checked_size(value, code, what):
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except ValueError:
         raise APIError(400, code, f"{what} holds NaN or Infinity, which JSON does not allow.") from None
-    if "\\u0000" in text:
+    if NUL.search(text):
         raise APIError(400, code, f"{what} holds a NUL character.")
     try:
         return len(text.encode("utf-8"))

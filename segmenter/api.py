@@ -8,7 +8,7 @@ from flask_smorest import Api, Blueprint
 from collector import store as collector_store
 from collector.db import get_engine
 from collector.enrich import to_ms
-from collector.errors import APIError, error_response
+from collector.errors import APIError, error_response, http_error
 from collector.tracking import authenticate, cors_headers
 from segmenter import members, privacy, rules, store
 from segmenter.api_schemas import (
@@ -30,8 +30,7 @@ class CohortlyApi(Api):
         if messages is not None:  # webargs: invalid query or body
             fields = messages.get("query") or messages.get("json") or messages
             return error_response(422, "invalid_request", "The request's arguments are not valid.", fields)
-        code = (error.name or "error").lower().replace(" ", "_")
-        return error_response(error.code or 500, code, error.description or error.name)
+        return http_error(error)
 
 
 @bp.before_request
@@ -148,7 +147,8 @@ def _exportable(name):
     """The site's settings, once the segment may be listed: 403 under the site's minimum export size k."""
     engine, site_id = get_engine(), g.api_site["id"]
     settings = store.site_settings(engine, site_id)
-    size = next(s["members"] for s in store.list_segments(engine, site_id) if s["name"] == name)
+    # Counting past the minimum would make every member page cost a scan of the whole segment.
+    size = store.count_members(engine, site_id, name, up_to=settings["min_export_size"])
     refusal = privacy.export_allowed(settings, size) if size else None
     if refusal:
         raise APIError(403, "segment_too_small", refusal)

@@ -37,6 +37,8 @@ class Json(fields.Field):
         return iso_times(value)
 
 
+MAX_ID = 2**63 - 1  # the largest id a BIGINT column holds
+
 LIMIT = fields.Integer(load_default=100, validate=validate.Range(1, 1000), metadata={"description": "Page size (1-1000)"})
 
 
@@ -52,7 +54,7 @@ class ExportQuery(Schema):
 
 
 class ChangesQuery(Schema):
-    since = fields.Integer(load_default=0, validate=validate.Range(0), metadata={"description": "A change id; the feed starts after it"})
+    since = fields.Integer(load_default=0, validate=validate.Range(0, MAX_ID), metadata={"description": "A change id; the feed starts after it"})
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
@@ -153,7 +155,7 @@ class WebhookListSchema(Schema):
 
 class DeliveryQuery(Schema):
     status = fields.String(validate=validate.OneOf(("pending", "delivered", "failed", "skipped")))
-    before = fields.Integer(validate=validate.Range(1), metadata={"description": "A delivery id cursor"})
+    before = fields.Integer(validate=validate.Range(1, MAX_ID), metadata={"description": "A delivery id cursor"})
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
@@ -178,7 +180,7 @@ class DeliveryListSchema(Schema):
 
 
 class ResyncSchema(Schema):
-    since = fields.Integer(required=True, validate=validate.Range(0),
+    since = fields.Integer(required=True, validate=validate.Range(0, MAX_ID),
                           metadata={"description": "Send again every change after this change id"})
 
 

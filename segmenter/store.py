@@ -72,6 +72,18 @@ def list_segments(engine, site_id):
     ]
 
 
+def count_members(engine, site_id, segment, up_to):
+    """A segment's member count, counted no further than `up_to`: enough to compare with a minimum, in O(up_to)."""
+    first = (
+        select(memberships.c.profile_id)
+        .where(memberships.c.site_id == site_id, memberships.c.segment == segment)
+        .limit(up_to)
+        .subquery()
+    )
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(first))
+
+
 def segment_members(engine, site_id, segment, after=None, limit=100):
     """Members of a segment ordered by profile id, `limit` from the one after `after` (a cursor).
 

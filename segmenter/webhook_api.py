@@ -15,9 +15,12 @@ from segmenter.api_schemas import (
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                description="Enter/exit notifications, signed with HMAC-SHA256 (API key).")
 bp.before_request(require_api_key)
+MAX_WEBHOOK_ID = 2**31 - 1
 
 
 def _or_404(call, *args):
+    if not 0 < args[2] <= MAX_WEBHOOK_ID:  # (engine, site_id, hook_id, ...): past INTEGER, no such webhook
+        raise APIError(404, "unknown_webhook", "No webhook with that id.")
     try:
         return call(*args)
     except webhooks.UnknownWebhook:

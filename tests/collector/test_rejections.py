@@ -192,3 +192,10 @@ def test_bad_rows_cli_shows_the_reason(client, runner, site):
     line = json.loads(result.output.splitlines()[0])
     assert line["reason"]["code"] == "invalid_message"
     assert "event" in line["reason"]["fields"]
+
+
+def test_text_that_spells_a_nul_escape_is_not_a_nul(client, engine, site):
+    message = track(properties={"note": "C:\\u0000 is a path, not a NUL"}, messageId="spelled")
+    response = client.post("/v1/batch", json={"batch": [message]}, headers=basic(site["write_key"]))
+    assert response.json["accepted"] == 1
+    assert stored(engine)[0]["properties"]["note"] == "C:\\u0000 is a path, not a NUL"

@@ -223,3 +223,16 @@ def test_webhooks_need_the_api_key(client, site):
 def test_retry_delay_doubles_up_to_an_hour(attempts, low, high):
     for rand in (0.0, 0.5, 0.999):
         assert low <= webhooks.retry_delay(attempts, lambda: rand) <= high
+
+
+@pytest.mark.parametrize("path", ["/api/v1/webhooks/9223372036854775808", "/api/v1/webhooks/2147483648/deliveries"])
+def test_ids_past_the_column_range_are_unknown_not_errors(client, site, path):
+    response = client.get(path, headers=bearer(site["api_key"]))
+    assert response.status_code == 404
+    assert client.delete("/api/v1/webhooks/9223372036854775808", headers=bearer(site["api_key"])).status_code == 404
+
+
+def test_cursor_past_the_column_range_is_refused(client, site):
+    response = client.get("/api/v1/segments/browsers/changes", query_string={"since": 2**63},
+                          headers=bearer(site["api_key"]))
+    assert response.status_code == 422
