@@ -4,7 +4,7 @@ import json
 import os
 from contextlib import contextmanager
 
-from sqlalchemy import JSON, Float, Text, case, cast, func, literal, select, text
+from sqlalchemy import JSON, cast, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -69,26 +69,6 @@ def greatest(dialect, *exprs):
     if dialect == "postgresql":
         return func.greatest(*exprs)
     return func.nullif(func.max(*(func.coalesce(e, -_FAR) for e in exprs)), -_FAR)
-
-
-def json_number(dialect, column, key):
-    """`column[key]` as a float when it is a JSON number, else NULL (never a cast error)."""
-    if dialect == "postgresql":
-        kind = func.json_typeof(column.op("->")(literal(key)))
-        return case((kind == "number", cast(column.op("->>")(literal(key)), Float)))
-    path = literal(f'$."{key}"')
-    return case((func.json_type(column, path).in_(("integer", "real")), func.json_extract(column, path)))
-
-
-def json_text(dialect, column, key):
-    """`column[key]` as text when it is a JSON string or number, else NULL."""
-    if dialect == "postgresql":
-        kind = func.json_typeof(column.op("->")(literal(key)))
-        return case((kind.in_(("string", "number")), column.op("->>")(literal(key))))
-    path = literal(f'$."{key}"')
-    return case(
-        (func.json_type(column, path).in_(("text", "integer", "real")), cast(func.json_extract(column, path), Text)),
-    )
 
 
 def json_object(dialect, *pairs):
@@ -190,3 +170,14 @@ def json_is_object(dialect, column):
     if dialect == "postgresql":
         return func.json_typeof(column) == "object"
     return func.coalesce(func.json_type(column), "") == "object"
+
+
+def analyze(conn, *tables):
+    """Refresh the planner's statistics of `tables` (sampled: cheap also on big tables)."""
+    names = ", ".join(f'"{table.name}"' for table in tables)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ANALYZE {names}"))
+        return
+    conn.execute(text("PRAGMA analysis_limit=1000"))
+    for table in tables:
+        conn.execute(text(f'ANALYZE "{table.name}"'))

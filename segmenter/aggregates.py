@@ -14,7 +14,7 @@ from collector import dialects
 from segmenter import models, rules
 from segmenter.scratch import (
     fold_affected, fold_derived, fold_events, fold_merged_sessions, fold_new_sessions, fold_old_sessions,
-    fold_touched,
+    fold_surplus_views, fold_touched,
 )
 
 facts = models.ProfileFact.__table__
@@ -223,17 +223,21 @@ def fold_views(dialect):
     stmt = dialects.insert_ignoring_duplicates(dialect, views, ["site_id", "profile_id", "message_id"])
     add = stmt.from_select(
         ["site_id", "profile_id", "message_id", "at", "product_id", "name", "url", "category", "price_cents"], newest)
+    # The surplus, found from the touched profiles through the primary key, then deleted by it.
     kept = select(
-        views.c.site_id, views.c.profile_id, views.c.message_id,
+        views.c.profile_id, views.c.message_id,
         func.row_number().over(
             partition_by=views.c.profile_id, order_by=(views.c.at.desc(), views.c.message_id.desc())).label("rn"),
-    ).where(
-        views.c.site_id == SITE,
-        views.c.profile_id.in_(select(fe.c.profile_id).where(fe.c.event == rules.PRODUCT_VIEWED)),
+    ).select_from(
+        fold_touched.join(views, and_(views.c.site_id == SITE, views.c.profile_id == fold_touched.c.profile_id))
     ).subquery()
-    surplus = select(kept.c.site_id, kept.c.profile_id, kept.c.message_id).where(kept.c.rn > rules.RECENT_VIEWS_KEPT)
-    prune = delete(views).where(tuple_(views.c.site_id, views.c.profile_id, views.c.message_id).in_(surplus))
-    return [add, prune]
+    find = insert(fold_surplus_views).from_select(
+        ["profile_id", "message_id"],
+        select(kept.c.profile_id, kept.c.message_id).where(kept.c.rn > rules.RECENT_VIEWS_KEPT),
+    )
+    surplus = select(fold_surplus_views.c.profile_id, fold_surplus_views.c.message_id)
+    prune = delete(views).where(views.c.site_id == SITE, tuple_(views.c.profile_id, views.c.message_id).in_(surplus))
+    return [add, find, prune]
 
 
 @cache

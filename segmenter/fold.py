@@ -14,7 +14,10 @@ profile, now empty, leaves its segments ("merged into ...").
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import BigInteger, Integer, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all
+from sqlalchemy import (
+    BigInteger, Float, Integer, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from collector import dialects
 from collector.models import Event
@@ -48,14 +51,16 @@ def fold_chunk(conn, site_id, lo, hi, now, run_id):
     conn.execute(_find_affected(), params)
     rebuilt = conn.scalar(select(func.count(fold_affected.c.profile_id.distinct())))
     conn.execute(_upsert_identities(dialect), params)
-    read = 0
     if rebuilt:
         for stmt in _forget_affected():
             conn.execute(stmt, params)
         for stmt in _load_rebuild_events(dialect):
-            read += execute_counting(conn, stmt, params)
-    read += execute_counting(conn, _load_chunk(dialect), params)
+            conn.execute(stmt, params)
+    conn.execute(_load_chunk(dialect), params)
+    read = conn.scalar(select(func.count()).select_from(fold_events))
     conn.execute(insert(fold_touched).from_select(["profile_id"], select(fold_events.c.profile_id).distinct()))
+    if dialect == "postgresql":  # temporary tables get no statistics of their own
+        dialects.analyze(conn, fold_events, fold_touched)
     for stmt in aggregates.fold_statements(dialect):
         conn.execute(stmt, params)
     merged = 0
@@ -166,54 +171,95 @@ def _resolved():
     return joined, profile
 
 
+PRODUCT_KEYS = ("product_id", "id", "sku", "name", "url", "category", "price", "quantity")
+ORDER_KEYS = ("revenue", "total", "value")
+
+
 def _cents(amount):
     return case((func.abs(amount) < 1e12, cast(func.floor(amount * 100 + 0.5), BigInteger)))
 
 
-def _event_columns(dialect, profile):
-    props = events.c.properties
-    name = case((events.c.type == "track", events.c.event))
-    is_product = and_(events.c.type == "track", events.c.event.in_(rules.PRODUCT_EVENTS))
-    is_order = and_(events.c.type == "track", events.c.event == rules.ORDER_COMPLETED)
-    is_identify = events.c.type == "identify"
+def _raw(dialect, where):
+    """Each event once, with its profile and its JSON parsed once (a materialized CTE): on SQLite
+    each needed property extracted, on PostgreSQL the properties as jsonb."""
+    joined, profile = _resolved()
+    e = events.c
+    is_product = and_(e.type == "track", e.event.in_(rules.PRODUCT_EVENTS))
+    is_order = and_(e.type == "track", e.event == rules.ORDER_COMPLETED)
+    is_identify = e.type == "identify"
+    columns = [
+        profile.label("profile_id"), e.message_id, e.timestamp.label("at"), e.type,
+        case((e.type == "track", e.event)).label("event"),
+        or_(e.type.in_(("page", "screen")), and_(e.type == "track", e.event.not_in(rules.EMAIL_EVENTS))).label("activity"),
+        e.url.label("page_url"),
+        case((and_(is_identify, dialects.json_is_object(dialect, e.traits)), e.traits)).label("traits"),
+    ]
+    if dialect == "postgresql":
+        columns += [
+            case((or_(is_product, is_order), cast(e.properties, JSONB))).label("props"),
+            case((is_identify, cast(e.traits, JSONB))).label("traits_b"),
+        ]
+    else:
+        columns += [case((is_product, func.json_extract(e.properties, f'$."{key}"'))).label(f"p_{key}")
+                    for key in PRODUCT_KEYS]
+        columns += [case((is_order, func.json_extract(e.properties, f'$."{key}"'))).label(f"p_{key}")
+                    for key in ORDER_KEYS]
+        columns.append(case((is_identify, func.json_extract(e.traits, '$."email"'))).label("t_email"))
+    query = select(*columns).select_from(joined).where(e.site_id == SITE, e.is_bot.is_(False), where)
+    return query.cte("raw").prefix_with("MATERIALIZED")
 
-    def text_of(key):
-        return dialects.json_text(dialect, props, key)
 
-    quantity = dialects.json_number(dialect, props, "quantity")
-    revenue = func.coalesce(*(dialects.json_number(dialect, props, key) for key in ("revenue", "total", "value")))
-    return {
-        "profile_id": profile,
-        "message_id": events.c.message_id,
-        "at": events.c.timestamp,
-        "type": events.c.type,
-        "event": name,
-        "activity": or_(
-            events.c.type.in_(("page", "screen")),
-            and_(events.c.type == "track", events.c.event.not_in(rules.EMAIL_EVENTS)),
-        ),
-        "product_id": case((is_product, func.substr(func.coalesce(text_of("product_id"), text_of("id"), text_of("sku")), 1, 200))),
-        "product_name": case((is_product, text_of("name"))),
-        "product_url": case((is_product, func.coalesce(text_of("url"), events.c.url))),
-        "category": case((is_product, text_of("category"))),
-        "price_cents": case((is_product, _cents(dialects.json_number(dialect, props, "price")))),
-        "quantity": case((is_product, case((and_(quantity >= 1, quantity <= 1e6), cast(func.floor(quantity), Integer)), else_=1))),
-        "revenue_cents": case((is_order, _cents(revenue))),
-        "traits": case((and_(is_identify, dialects.json_is_object(dialect, events.c.traits)), events.c.traits)),
-        "email": case((is_identify, dialects.json_text(dialect, events.c.traits, "email"))),
-    }
+def _accessors(dialect, raw):
+    """number(key) and text(key) of a property of a `raw` row; NULL when of another JSON type."""
+    if dialect == "postgresql":
+        def number(key, column="props"):
+            kind = func.jsonb_typeof(raw.c[column].op("->")(literal(key)))
+            return case((kind == "number", cast(raw.c[column].op("->>")(literal(key)), Float)))
+
+        def text(key, column="props"):
+            kind = func.jsonb_typeof(raw.c[column].op("->")(literal(key)))
+            return case((kind.in_(("string", "number")), raw.c[column].op("->>")(literal(key))))
+
+        return number, text, lambda: text("email", "traits_b")
+
+    def number(key):
+        value = raw.c[f"p_{key}"]
+        return case((func.typeof(value).in_(("integer", "real")), value))
+
+    def text(key):
+        value = raw.c[f"p_{key}"]
+        return case((func.typeof(value).in_(("text", "integer", "real")), cast(value, Text)))
+
+    email = raw.c.t_email
+    return number, text, lambda: case((func.typeof(email) == "text", email))
 
 
 def _load(dialect, where):
-    joined, profile = _resolved()
-    columns = _event_columns(dialect, profile)
-    query = (
-        select(*(expr.label(name) for name, expr in columns.items()))
-        .select_from(joined)
-        .where(events.c.site_id == SITE, events.c.is_bot.is_(False), where)
-        .subquery()
-    )
-    return insert(fold_events).from_select(list(columns), select(query).where(query.c.profile_id.is_not(None)))
+    raw = _raw(dialect, where)
+    number, text, email = _accessors(dialect, raw)
+    is_product = raw.c.event.in_(rules.PRODUCT_EVENTS)
+    quantity = number("quantity")
+    columns = {
+        "profile_id": raw.c.profile_id,
+        "message_id": raw.c.message_id,
+        "at": raw.c.at,
+        "type": raw.c.type,
+        "event": raw.c.event,
+        "activity": raw.c.activity,
+        "product_id": case((is_product, func.substr(func.coalesce(text("product_id"), text("id"), text("sku")), 1, 200))),
+        "product_name": case((is_product, text("name"))),
+        "product_url": case((is_product, func.coalesce(text("url"), raw.c.page_url))),
+        "category": case((is_product, text("category"))),
+        "price_cents": case((is_product, _cents(number("price")))),
+        "quantity": case((is_product, case((and_(quantity >= 1, quantity <= 1e6), cast(func.floor(quantity), Integer)),
+                                           else_=1))),
+        "revenue_cents": case((raw.c.event == rules.ORDER_COMPLETED,
+                               _cents(func.coalesce(*(number(key) for key in ORDER_KEYS))))),
+        "traits": raw.c.traits,
+        "email": case((raw.c.type == "identify", email())),
+    }
+    rows = select(*(expr.label(name) for name, expr in columns.items())).where(raw.c.profile_id.is_not(None))
+    return insert(fold_events).from_select(list(columns), rows)
 
 
 @cache

@@ -8,6 +8,7 @@ committed facts; the profiles a chunk touched stay marked due until then, so a r
 killed at any point and run again ends exactly where an uninterrupted one would.
 """
 import hashlib
+import itertools
 import json
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,8 @@ sites = Site.__table__
 runs = models.RollupRun.__table__
 state = models.RollupState.__table__
 changes = models.MembershipChange.__table__
+STATISTICS = [model.__table__ for model in (
+    models.ProfileFact, models.ProfileSession, models.ProfileView, models.CartLine, models.Identity)]
 
 
 class WatermarkMoved(Exception):
@@ -132,12 +135,15 @@ def _fold_backlog(engine, summary, clock, chunk_size, progress):
     else:
         bar = nullcontext()
     with bar:
-        while True:
+        for chunk in itertools.count(1):
             folded = _fold_next_chunk(engine, summary, ceiling, chunk_size, clock())
             if progress is not None and folded:
                 bar.update(folded)
             if folded < chunk_size:
                 return
+            if chunk & (chunk - 1) == 0:  # chunks 1, 2, 4, 8...: a backlog grows the tables fast
+                with write_engine(engine).begin() as conn:
+                    dialects.analyze(conn, *STATISTICS)
 
 
 def _fold_next_chunk(engine, summary, ceiling, chunk_size, now):

@@ -62,6 +62,11 @@ fold_merged_sessions = _temp(
     Column("started_at", BigInteger),
     Column("ended_at", BigInteger),
 )
+fold_surplus_views = _temp(
+    "fold_surplus_views",
+    Column("profile_id", PROFILE_ID),
+    Column("message_id", String(200)),
+)
 fold_derived = _temp(
     "fold_derived",
     Column("profile_id", PROFILE_ID, primary_key=True),
