@@ -110,21 +110,22 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
         _show_status(engine, site_id, limit, as_json)
         return
     now = _parse_now(now_text)
-    while True:
-        started = time.monotonic()
-        summaries = rollup_lib.run_rollup(engine, now=now, site_id=site_id, chunk_size=chunk_size, progress=_progress)
-        for summary in summaries:
-            _report(summary, as_json)
-        _deliver_webhooks(engine, now)
-        _purge_quietly(engine, now if now is not None else collector_store.now_ms())
-        if every is None:
-            if any(summary.status == "failed" for summary in summaries):
-                sys.exit(1)
-            return
-        try:
+    try:
+        while True:
+            started = time.monotonic()
+            summaries = rollup_lib.run_rollup(engine, now=now, site_id=site_id, chunk_size=chunk_size, progress=_progress)
+            for summary in summaries:
+                _report(summary, as_json)
+            _deliver_webhooks(engine, now)
+            _purge_quietly(engine, now if now is not None else collector_store.now_ms())
+            if every is None:
+                if any(summary.status == "failed" for summary in summaries):
+                    sys.exit(1)
+                return
             time.sleep(max(0.0, every - (time.monotonic() - started)))
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:
+        # Safe at any point: an interrupted chunk rolls back, and the next run resumes from its watermark.
+        click.echo("Stopped.", err=True)
 
 
 def _deliver_webhooks(engine, now):

@@ -109,3 +109,35 @@ def test_segments_list_and_members(runner, shop):
     assert json.loads(members[0])["context"]["cart_value"] == 5.0
     result = runner.invoke(main, ["segments", "members", "shop", "nope"])
     assert result.exit_code == 1 and "No segment named 'nope'." in result.output
+
+
+def test_a_progress_bar_only_on_a_terminal_and_for_a_big_backlog(monkeypatch):
+    from segmenter import cli
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    assert type(cli._progress("shop", cli.PROGRESS_FROM)).__name__ == "ProgressBar"
+    assert isinstance(cli._progress("shop", cli.PROGRESS_FROM - 1), cli._NoBar)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False, raising=False)
+    assert isinstance(cli._progress("shop", 10 * cli.PROGRESS_FROM), cli._NoBar)
+
+
+def test_every_loops_until_interrupted(database_url, engine, shop):
+    import os
+    import signal
+    import subprocess
+
+    from tests.live import wait_for
+    from tests.segmenter.helpers import cohortly
+
+    loop = subprocess.Popen(cohortly("rollup", "--every", "0.1", "--json"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, COHORTLY_DATABASE_URL=database_url))
+    try:
+        wait_for(lambda: len(store.recent_runs(engine, shop["site_id"])) >= 3 or loop.poll() is not None,
+                 timeout=60, message="three runs")
+    finally:
+        loop.send_signal(signal.SIGINT)
+        out, err = loop.communicate(timeout=30)
+    assert loop.returncode == 0, err
+    assert "Traceback" not in err and err.rstrip().endswith("Stopped.")
+    folded = [json.loads(line)["events_folded"] for line in out.splitlines()]
+    assert folded[0] == 2 and sum(folded) == 2 and len(folded) >= 3
