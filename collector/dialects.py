@@ -91,15 +91,18 @@ def json_array_agg(dialect, expr, *order_by):
     return func.json_group_array(expr)
 
 
-def safe_max_id(engine, table):
+def safe_max_id(engine, table, lock_timeout=5.0):
     """The largest id of `table` below which no insert is still in flight.
 
     PostgreSQL commits out of id order; briefly taking SHARE on the table waits for the
     inserts in flight, and later inserts draw larger ids (the id sequence has no cache).
-    SQLite has one writer at a time, so its max(id) is already safe.
+    SQLite has one writer at a time, so its max(id) is already safe. Raises if the table stays
+    locked by another writer for `lock_timeout` seconds (the caller retries later).
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            # Waiting behind a long writer (a purge) would queue every insert behind us: give up instead.
+            conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'"))
             conn.execute(text(f'LOCK TABLE "{table.name}" IN SHARE MODE'))
         return conn.scalar(select(func.coalesce(func.max(table.c.id), 0)))
 

@@ -1,12 +1,17 @@
 """Rollups over time: idempotence, exact thresholds, due profiles only, merges, runs, locks."""
+import os
+import threading
+
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from collector import dialects
 from collector import store as collector_store
+from collector.models import Event
 from segmenter import models, store
 from segmenter.rollup import RunSummary, WatermarkMoved, _fold_next_chunk, run_rollup
 from segmenter.rules import DAY, HOUR, MINUTE
+from tests.live import wait_for
 from tests.segmenter.helpers import T0, changes, identify, members, page, roll, store as store_events, track
 
 
@@ -205,3 +210,26 @@ def test_profile_lookup_follows_links(engine, site_id):
     assert store.profile(engine, site_id, "nobody") is None
     with engine.connect() as conn:
         assert conn.scalar(select(models.Identity.user_id).where(models.Identity.anonymous_id == "dev-2")) == "zoe"
+
+
+@pytest.mark.skipif(os.environ.get("COHORTLY_TEST_DB") != "postgresql", reason="SQLite has one writer at a time")
+def test_an_insert_still_in_flight_is_waited_for_not_skipped(engine, site_id):
+    """PostgreSQL commits out of id order: the rollup must not move its watermark past an id in flight."""
+    slow = engine.connect()
+    try:
+        slow.begin()
+        slow.execute(insert(Event.__table__).values(site_id=site_id, **page(at=T0, anon="slow")))  # the smaller id
+        store_events(engine, site_id, [page(at=T0, anon="fast")])  # a larger id, committed first
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(summary=run_rollup(engine, now=T0)[0]))
+        worker.start()
+        waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass")
+        with engine.connect() as conn:
+            wait_for(lambda: conn.execute(waiting).scalar() or not worker.is_alive(),
+                     message="the rollup waiting for the insert in flight")
+        slow.commit()
+    finally:
+        slow.close()
+    worker.join(timeout=60)
+    assert result["summary"].events_folded == 2
+    assert set(members(engine, site_id)["active"]) == {"a:slow", "a:fast"}
