@@ -47,6 +47,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self.lock:
+                if self.listener is not listener:  # stopped while this one connected: cut it too
+                    client.close()
+                    upstream.close()
+                    continue
                 self.sockets.update((client, upstream))
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
