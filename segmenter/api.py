@@ -15,7 +15,7 @@ from segmenter.api_schemas import (
     ChangePageSchema, ChangesQuery, ErasureSchema, ExportQuery, MemberPageSchema, MembersQuery, ProfileSchema,
     SegmentListSchema, SegmentSchema, VisitorQuery, VisitorSegmentsSchema,
 )
-from segmenter.exports import csv_lines, ndjson_lines
+from segmenter.exports import csv_lines, in_blocks, ndjson_lines
 
 bp = Blueprint("segments", __name__, url_prefix="/api/v1", description="Segments, members, changes and profiles (API key).")
 visitor_bp = Blueprint("visitor", __name__, url_prefix="/v1", description="A visitor's own segments (write key).")
@@ -162,7 +162,7 @@ def _export(name, args, render, mimetype, extension):
     since = to_ms(args["entered_since"]) if args.get("entered_since") else None
     rows = (row for row in members.stream_members(engine, site_id, name, since)
             if privacy.consented(settings, row["traits"]))
-    response = Response(stream_with_context(render(rows)), mimetype=mimetype)
+    response = Response(stream_with_context(in_blocks(render(rows))), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'
     return response
 

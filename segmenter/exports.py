@@ -44,6 +44,20 @@ def csv_lines(rows):
     yield buffer.getvalue()
 
 
+def in_blocks(lines, size=64 * 1024):
+    """Lines joined into blocks of about `size` characters: a streaming server writes (and chunks) each item it
+    is given, and one socket write per member was the largest cost of an HTTP export."""
+    block, length = [], 0
+    for line in lines:
+        block.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(block)
+            block, length = [], 0
+    if block:
+        yield "".join(block)
+
+
 def export_lines(rows, format_):
     """The lines of an export in `format_` (csv or ndjson)."""
     return csv_lines(rows) if format_ == "csv" else ndjson_lines(rows)
