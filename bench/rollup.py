@@ -83,7 +83,7 @@ def store_rows(engine, rows):
     finally:
         raw.close()
     with engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
+        conn.execute(text("ANALYZE events"))  # this table only: a database-wide ANALYZE locks others' tables
 
 
 def timed(function):

@@ -175,12 +175,22 @@ def json_is_object(dialect, column):
     return func.coalesce(func.json_type(column), "") == "object"
 
 
-def analyze(conn, *tables):
-    """Refresh the planner's statistics of `tables` (sampled: cheap also on big tables)."""
-    names = ", ".join(f'"{table.name}"' for table in tables)
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"ANALYZE {names}"))
+def analyze(engine, *tables):
+    """Refresh the planner's statistics of `tables` (sampled: cheap also on big tables). On PostgreSQL
+    each table in its own transaction, so no lock is held while waiting for the next one."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in tables:
+                conn.execute(text(f'ANALYZE "{table.name}"'))
         return
-    conn.execute(text("PRAGMA analysis_limit=1000"))
-    for table in tables:
-        conn.execute(text(f'ANALYZE "{table.name}"'))
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA analysis_limit=1000"))
+        for table in tables:
+            conn.execute(text(f'ANALYZE "{table.name}"'))
+        conn.commit()
+
+
+def analyze_scratch(conn, *tables):
+    """Statistics for this connection's TEMPORARY tables, which PostgreSQL's autovacuum never analyzes."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ANALYZE {', '.join(table.name for table in tables)}"))

@@ -52,6 +52,8 @@ def fold_chunk(conn, site_id, lo, hi, now, run_id):
     rebuilt = conn.scalar(select(func.count(fold_affected.c.profile_id.distinct())))
     conn.execute(_upsert_identities(dialect), params)
     if rebuilt:
+        # Merged profiles leave their segments below: take the change log's lock before any other.
+        dialects.lock_for_ordered_ids(conn, models.MembershipChange.__table__)
         for stmt in _forget_affected():
             conn.execute(stmt, params)
         for stmt in _load_rebuild_events(dialect):
@@ -59,13 +61,11 @@ def fold_chunk(conn, site_id, lo, hi, now, run_id):
     conn.execute(_load_chunk(dialect), params)
     read = conn.scalar(select(func.count()).select_from(fold_events))
     conn.execute(insert(fold_touched).from_select(["profile_id"], select(fold_events.c.profile_id).distinct()))
-    if dialect == "postgresql":  # temporary tables get no statistics of their own
-        dialects.analyze(conn, fold_events, fold_touched)
+    dialects.analyze_scratch(conn, fold_events, fold_touched)
     for stmt in aggregates.fold_statements(dialect):
         conn.execute(stmt, params)
     merged = 0
     if rebuilt:
-        dialects.lock_for_ordered_ids(conn, models.MembershipChange.__table__)
         merged = execute_counting(conn, aggregates.merged_exits(dialect), params)
         conn.execute(aggregates.forget_merged_memberships(), params)
     touched = conn.scalar(select(func.count()).select_from(fold_touched))

@@ -19,6 +19,7 @@ facts = models.ProfileFact.__table__
 memberships = models.Membership.__table__
 changes = models.MembershipChange.__table__
 BEFORE = bindparam("before", type_=BigInteger)  # the largest change id before this rule's changes
+UPTO = bindparam("upto", type_=models.PROFILE_ID)  # the last profile id of a batch
 CHANGE_COLUMNS = ["site_id", "segment", "profile_id", "change", "at", "detected_at", "reason", "context", "run_id"]
 
 
@@ -32,20 +33,19 @@ class Evaluation:
     per_segment: dict = field(default_factory=dict)  # name -> {"enters": n, "exits": n}
 
 
-def evaluate_site(conn, site_id, settings, now, run_id, rule_list=rules.BUILT_IN, everyone=False):
-    """Move the site's due profiles (all of them with `everyone`) in and out of segments."""
+def evaluate_site(conn, site_id, settings, now, run_id, rule_list=rules.BUILT_IN, upto=None):
+    """Move the site's due profiles (those up to profile id `upto`, if given) in and out of segments."""
     dialect = conn.dialect.name
-    params = {"site": site_id, "now": now, "run": run_id}
-    if everyone:
-        conn.execute(update(facts).where(facts.c.site_id == site_id).values(next_check_at=0))
-    result = Evaluation(profiles_evaluated=conn.scalar(select(func.count()).where(_due()), params))
+    bounded = upto is not None
+    params = {"site": site_id, "now": now, "run": run_id, "upto": upto}
+    result = Evaluation(profiles_evaluated=conn.scalar(select(func.count()).where(_due(bounded)), params))
     if not result.profiles_evaluated:
         return result
     dialects.lock_for_ordered_ids(conn, changes)
     key = tuple(sorted(settings.items()))
     for rule in rule_list:
         params["before"] = conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)))
-        enter, leave, drop, refresh, add = _statements(dialect, rule, key)
+        enter, leave, drop, refresh, add = _statements(dialect, rule, key, bounded)
         entered = execute_counting(conn, enter, params)
         exited = execute_counting(conn, leave, params)
         if exited:
@@ -56,27 +56,41 @@ def evaluate_site(conn, site_id, settings, now, run_id, rule_list=rules.BUILT_IN
         result.per_segment[rule.name] = {"enters": entered, "exits": exited}
         result.enters += entered
         result.exits += exited
-    conn.execute(_reschedule(dialect, tuple(rule_list), key), params)
+    conn.execute(_reschedule(dialect, tuple(rule_list), key, bounded), params)
     return result
 
 
-def _due():
-    return and_(facts.c.site_id == SITE, facts.c.next_check_at <= NOW)
+def make_everyone_due(conn, site_id):
+    """Mark every profile of the site for judging (after its settings or the rules changed)."""
+    conn.execute(update(facts).where(facts.c.site_id == site_id).values(next_check_at=0))
+
+
+def due_batch_end(conn, site_id, now, size):
+    """The profile id that ends the next batch of `size` due profiles; None when fewer remain."""
+    return conn.scalar(
+        select(facts.c.profile_id).where(_due(False)).order_by(facts.c.profile_id).offset(size - 1).limit(1),
+        {"site": site_id, "now": now},
+    )
+
+
+def _due(bounded):
+    due = and_(facts.c.site_id == SITE, facts.c.next_check_at <= NOW)
+    return and_(due, facts.c.profile_id <= UPTO) if bounded else due
 
 
 @cache
-def _reschedule(dialect, rule_list, settings_key):
+def _reschedule(dialect, rule_list, settings_key, bounded):
     compiler = RuleCompiler(dialect, dict(settings_key))
-    return update(facts).where(_due()).values(next_check_at=compiler.next_check_at(rule_list))
+    return update(facts).where(_due(bounded)).values(next_check_at=compiler.next_check_at(rule_list))
 
 
 @cache
-def _statements(dialect, rule, settings_key):
+def _statements(dialect, rule, settings_key, bounded):
     """enter, leave, drop the leavers, refresh the stayers' context, add the enterers."""
     compiler = RuleCompiler(dialect, dict(settings_key))
     f, m = facts, memberships
     member = compiler.member(rule)
-    due = _due()
+    due = _due(bounded)
     same = and_(m.c.site_id == f.c.site_id, m.c.segment == rule.name, m.c.profile_id == f.c.profile_id)
     entering = select(
         f.c.site_id, literal(rule.name), f.c.profile_id, literal("enter"), compiler.enter_at(rule), NOW,

@@ -1,15 +1,17 @@
 """The rollup: fold a site's new events into facts, then judge the due profiles.
 
 One rollup at a time per site (`collector.dialects.rollup_lock`: a PostgreSQL advisory
-lock, an flock beside a SQLite file). Events are folded in chunks of `chunk_size` ids,
-each in its own transaction with the new watermark (compare-and-set, so even without the
-lock no event is folded twice). Memberships are judged in a final transaction from the
-committed facts; the profiles a chunk touched stay marked due until then, so a rollup
-killed at any point and run again ends exactly where an uninterrupted one would.
+lock, an flock beside a SQLite file). Events are folded in chunks of up to `chunk_size`
+events (on SQLite sized to hold the write lock about a second: see ChunkSizer), each in its
+own transaction with the new watermark (compare-and-set, so even without the lock no event
+is folded twice). Then the due profiles are judged from the committed facts, in batches by
+profile id, each batch in its own transaction; a profile stays due until its batch commits.
+So a rollup killed at any point and run again ends exactly where an uninterrupted one would.
 """
 import hashlib
 import itertools
 import json
+import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -21,10 +23,13 @@ from collector.models import Event, Site
 from collector.store import now_ms
 from segmenter import models, rules
 from segmenter.fold import fold_chunk
-from segmenter.memberships import evaluate_site, segment_sizes
+from segmenter.memberships import due_batch_end, evaluate_site, make_everyone_due, segment_sizes
 from segmenter.schemas import load_settings
 
 CHUNK_SIZE = 50_000
+CHUNK_SECONDS = 1.0  # SQLite: about how long a chunk may hold the write lock
+FIRST_SQLITE_CHUNK = 5_000
+JUDGE_BATCH = {"sqlite": 5_000, "postgresql": 50_000}  # due profiles judged per transaction
 RUNS_KEPT = 10_000  # per site
 events = Event.__table__
 sites = Site.__table__
@@ -134,16 +139,40 @@ def _fold_backlog(engine, summary, clock, chunk_size, progress):
         bar = progress(summary.site_name, backlog)
     else:
         bar = nullcontext()
+    sizes = ChunkSizer(chunk_size, engine.dialect.name)
     with bar:
         for chunk in itertools.count(1):
-            folded = _fold_next_chunk(engine, summary, ceiling, chunk_size, clock())
+            size, started = sizes.next(), time.monotonic()
+            folded = _fold_next_chunk(engine, summary, ceiling, size, clock())
+            sizes.took(time.monotonic() - started)
             if progress is not None and folded:
                 bar.update(folded)
-            if folded < chunk_size:
+            if folded < size:
                 return
             if chunk & (chunk - 1) == 0:  # chunks 1, 2, 4, 8...: a backlog grows the tables fast
-                with write_engine(engine).begin() as conn:
-                    dialects.analyze(conn, *STATISTICS)
+                dialects.analyze(write_engine(engine), *STATISTICS)
+
+
+class ChunkSizer:
+    """How many events the next chunk takes. On SQLite a chunk holds the one write lock, which the
+    collector waits for only `SQLITE_TIMEOUT` (5 s): chunks start small and adapt to take about
+    CHUNK_SECONDS. PostgreSQL writers do not block each other: chunks are `chunk_size` from the start."""
+
+    def __init__(self, chunk_size, dialect):
+        self.largest = chunk_size
+        self.target = None if dialect == "postgresql" else CHUNK_SECONDS
+        self.size = chunk_size if self.target is None else min(chunk_size, FIRST_SQLITE_CHUNK)
+
+    def next(self):
+        return self.size
+
+    def took(self, seconds):
+        if self.target is None:
+            return
+        if seconds > self.target:
+            self.size = max(1, self.size // 2)
+        elif seconds < self.target / 3:
+            self.size = min(self.largest, self.size * 2)
 
 
 def _fold_next_chunk(engine, summary, ceiling, chunk_size, now):
@@ -193,35 +222,45 @@ def settings_fingerprint(settings):
 
 
 def _judge(engine, summary, now):
-    with write_engine(engine).begin() as conn:
-        stored = conn.scalar(select(sites.c.settings).where(sites.c.id == summary.site_id))
-        settings = load_settings(stored)
-        fingerprint = settings_fingerprint(settings)
+    """Judge the due profiles in batches (each its own transaction), then finish the run."""
+    with engine.connect() as conn:
+        settings = load_settings(conn.scalar(select(sites.c.settings).where(sites.c.id == summary.site_id)))
         known = conn.scalar(select(state.c.settings_hash).where(state.c.site_id == summary.site_id))
-        result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, everyone=known != fingerprint)
-        if known != fingerprint:
-            conn.execute(update(state).where(state.c.site_id == summary.site_id).values(settings_hash=fingerprint))
-        summary.now = now
-        summary.profiles_evaluated = result.profiles_evaluated
-        summary.enters += result.enters
-        summary.exits += result.exits
-        sizes = segment_sizes(conn, summary.site_id)
-        minimum = settings["min_segment_size"]
-        summary.segments = {
-            rule.name: {
-                "members": sizes.get(rule.name, 0),
-                "too_small": sizes.get(rule.name, 0) < minimum,
-                **result.per_segment.get(rule.name, {"enters": 0, "exits": 0}),
+    fingerprint = settings_fingerprint(settings)
+    if known != fingerprint:
+        with write_engine(engine).begin() as conn:
+            make_everyone_due(conn, summary.site_id)
+    per_segment = {rule.name: {"enters": 0, "exits": 0} for rule in rules.BUILT_IN}
+    batch = JUDGE_BATCH.get(engine.dialect.name, JUDGE_BATCH["sqlite"])
+    while True:
+        with write_engine(engine).begin() as conn:
+            upto = due_batch_end(conn, summary.site_id, now, batch)
+            result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, upto=upto)
+            summary.profiles_evaluated += result.profiles_evaluated
+            summary.enters += result.enters
+            summary.exits += result.exits
+            for name, counts in result.per_segment.items():
+                for key in counts:
+                    per_segment[name][key] += counts[key]
+            if upto is not None:
+                continue
+            if known != fingerprint:  # only once everyone has been judged by the new settings
+                conn.execute(update(state).where(state.c.site_id == summary.site_id).values(settings_hash=fingerprint))
+            summary.now = now
+            sizes = segment_sizes(conn, summary.site_id)
+            minimum = settings["min_segment_size"]
+            summary.segments = {
+                name: {"members": sizes.get(name, 0), "too_small": sizes.get(name, 0) < minimum, **counts}
+                for name, counts in per_segment.items()
             }
-            for rule in rules.BUILT_IN
-        }
-        summary.first_change_id, summary.last_change_id = conn.execute(
-            select(func.min(changes.c.id), func.max(changes.c.id)).where(
-                changes.c.site_id == summary.site_id, changes.c.id > summary.changes_before,
-                changes.c.run_id == summary.run_id)
-        ).one()
-        summary.status = "done"
-        _finish(conn, summary)
+            summary.first_change_id, summary.last_change_id = conn.execute(
+                select(func.min(changes.c.id), func.max(changes.c.id)).where(
+                    changes.c.site_id == summary.site_id, changes.c.id > summary.changes_before,
+                    changes.c.run_id == summary.run_id)
+            ).one()
+            summary.status = "done"
+            _finish(conn, summary)
+            return
 
 
 def _finish(conn, summary):

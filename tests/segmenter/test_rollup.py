@@ -233,3 +233,35 @@ def test_an_insert_still_in_flight_is_waited_for_not_skipped(engine, site_id):
     worker.join(timeout=60)
     assert result["summary"].events_folded == 2
     assert set(members(engine, site_id)["active"]) == {"a:slow", "a:fast"}
+
+
+def test_sqlite_chunks_adapt_to_hold_the_write_lock_about_a_second():
+    from segmenter.rollup import CHUNK_SECONDS, FIRST_SQLITE_CHUNK, ChunkSizer
+
+    sizes = ChunkSizer(50_000, "sqlite")
+    assert sizes.next() == FIRST_SQLITE_CHUNK
+    sizes.took(CHUNK_SECONDS / 10)
+    assert sizes.next() == 2 * FIRST_SQLITE_CHUNK
+    sizes.took(CHUNK_SECONDS * 2)
+    assert sizes.next() == FIRST_SQLITE_CHUNK
+    for _ in range(10):
+        sizes.took(0)
+    assert sizes.next() == 50_000
+    on_postgresql = ChunkSizer(50_000, "postgresql")
+    on_postgresql.took(60)
+    assert on_postgresql.next() == 50_000
+
+
+def test_judging_in_small_batches_gives_the_same_result(engine, site, monkeypatch):
+    from segmenter import rollup
+
+    batched = collector_store.create_site(engine, "batched", [])["site_id"]
+    traffic = [page(at=T0 + n, anon=f"v{n}") for n in range(7)] + [track("Order Completed", at=T0, anon="v3")]
+    store_events(engine, site["site_id"], traffic)
+    store_events(engine, batched, traffic)
+    run_rollup(engine, now=T0, site_id=site["site_id"])
+    monkeypatch.setattr(rollup, "JUDGE_BATCH", {"sqlite": 2, "postgresql": 2})
+    summary = run_rollup(engine, now=T0, site_id=batched)[0]
+    assert (summary.profiles_evaluated, summary.enters) == (7, 8)
+    assert summary.segments["active"] == {"members": 7, "too_small": True, "enters": 7, "exits": 0}
+    assert members(engine, batched, with_time=True) == members(engine, site["site_id"], with_time=True)
