@@ -96,8 +96,9 @@ def _report(summary, as_json):
 @click.option("--site", "site_name", metavar="SITE", help="Only this site (a name or id).")
 @click.option("--status", is_flag=True, help="Show the recent runs instead: time, events folded, enters/exits, errors.")
 @click.option("--limit", default=20, show_default=True, help="How many runs --status shows.")
-@click.option("--chunk-size", default=rollup_lib.CHUNK_SIZE, show_default=True, type=click.IntRange(min=1),
-              help="Events folded per transaction.")
+@click.option("--chunk-size", type=click.IntRange(min=1), metavar="EVENTS",
+              help="Most events folded per transaction [default: 50,000 on SQLite, where chunks adapt to "
+                   "hold the write lock about a second; 200,000 on PostgreSQL].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site (or run).")
 def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
     """Fold new events into profile facts and move profiles in and out of segments.

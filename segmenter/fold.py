@@ -32,6 +32,7 @@ sessions = models.ProfileSession.__table__
 views = models.ProfileView.__table__
 cart = models.CartLine.__table__
 
+
 @dataclass
 class FoldResult:
     """What folding one chunk did."""
@@ -52,7 +53,8 @@ def fold_chunk(conn, site_id, lo, hi, now, run_id):
     rebuilt = conn.scalar(select(func.count(fold_affected.c.profile_id.distinct())))
     conn.execute(_upsert_identities(dialect), params)
     if rebuilt:
-        # Merged profiles leave their segments below: take the change log's lock before any other.
+        # Merged profiles leave their segments below: take the change log's lock before the
+        # tables this transaction still has to lock (see lock_for_ordered_ids).
         dialects.lock_for_ordered_ids(conn, models.MembershipChange.__table__)
         for stmt in _forget_affected():
             conn.execute(stmt, params)

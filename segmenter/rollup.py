@@ -26,7 +26,10 @@ from segmenter.fold import fold_chunk
 from segmenter.memberships import due_batch_end, evaluate_site, make_everyone_due, segment_sizes
 from segmenter.schemas import load_settings
 
-CHUNK_SIZE = 50_000
+#: Largest chunk per dialect. A PostgreSQL chunk blocks nobody, and every profile a chunk touches
+#: costs an upsert, so bigger chunks fold a backlog faster (measured: 1 chunk of 200k events in half
+#: the time of 4 of 50k); a SQLite chunk holds the write lock (see ChunkSizer).
+CHUNK_SIZE = {"sqlite": 50_000, "postgresql": 200_000}
 CHUNK_SECONDS = 1.0  # SQLite: about how long a chunk may hold the write lock
 FIRST_SQLITE_CHUNK = 5_000
 JUDGE_BATCH = {"sqlite": 5_000, "postgresql": 50_000}  # due profiles judged per transaction
@@ -71,10 +74,11 @@ class RunSummary:
         return asdict(self)
 
 
-def run_rollup(engine, now=None, site_id=None, chunk_size=CHUNK_SIZE, progress=None):
+def run_rollup(engine, now=None, site_id=None, chunk_size=None, progress=None):
     """Roll up every site (or one): a list of RunSummary, one per site.
 
-    `now` (epoch ms) defaults to the clock; pass it for backfills and tests.
+    `now` (epoch ms) defaults to the clock; pass it for backfills and tests. `chunk_size` (events per
+    transaction) defaults to CHUNK_SIZE of the dialect.
     `progress(site_name, backlog)` may return a context manager with `update(events)`.
 
     >>> run_rollup(engine, now=1_700_000_000_000)  # doctest: +SKIP
@@ -87,7 +91,7 @@ def run_rollup(engine, now=None, site_id=None, chunk_size=CHUNK_SIZE, progress=N
     return [rollup_site(engine, sid, name, now, chunk_size, progress) for sid, name in found]
 
 
-def rollup_site(engine, site_id, site_name, now=None, chunk_size=CHUNK_SIZE, progress=None):
+def rollup_site(engine, site_id, site_name, now=None, chunk_size=None, progress=None):
     """Roll up one site under its lock; returns a RunSummary (status "busy" if locked)."""
     with dialects.rollup_lock(engine, site_id) as held:
         if not held:
@@ -139,7 +143,8 @@ def _fold_backlog(engine, summary, clock, chunk_size, progress):
         bar = progress(summary.site_name, backlog)
     else:
         bar = nullcontext()
-    sizes = ChunkSizer(chunk_size, engine.dialect.name)
+    dialect = engine.dialect.name
+    sizes = ChunkSizer(chunk_size or CHUNK_SIZE.get(dialect, CHUNK_SIZE["sqlite"]), dialect)
     with bar:
         for chunk in itertools.count(1):
             size, started = sizes.next(), time.monotonic()
