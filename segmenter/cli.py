@@ -114,7 +114,8 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
     try:
         while True:
             started = time.monotonic()
-            summaries = rollup_lib.run_rollup(engine, now=now, site_id=site_id, chunk_size=chunk_size, progress=_progress)
+            summaries = rollup_lib.run_rollup(engine, now=now, site_id=site_id, chunk_size=chunk_size,
+                                              progress=None if as_json else _progress)
             for summary in summaries:
                 _report(summary, as_json)
             _deliver_webhooks(engine, now)

@@ -221,8 +221,9 @@ def _advance(conn, summary, lo, hi):
 
 
 def settings_fingerprint(settings):
-    """A digest of the settings and the rules' version: when it changes, everyone is re-judged."""
-    text = json.dumps({"rules": rules.RULES_VERSION, "settings": settings}, sort_keys=True)
+    """A digest of the rules' version and the settings they use: when it changes, everyone is re-judged."""
+    used = {name: settings[name] for name in rules.settings_used(rules.BUILT_IN)}
+    text = json.dumps({"rules": rules.RULES_VERSION, "settings": used}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

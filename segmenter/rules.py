@@ -297,6 +297,23 @@ def failure_reason(condition, settings, missing=False):
     raise ValueError(f"Unknown operator {op!r}")
 
 
+def settings_used(rules):
+    """The names of the settings that can change a verdict of `rules`."""
+    used = {"browse_min_views"}  # read by the fact `nth_product_view_at`
+
+    def visit(condition):
+        if condition.op == "any":
+            for inner in condition.arg:
+                visit(inner)
+        elif isinstance(condition.arg, str) and condition.arg in SETTINGS_BY_NAME:
+            used.add(condition.arg)
+
+    for rule in rules:
+        for condition in rule.requires + rule.conditions:
+            visit(condition)
+    return sorted(used)
+
+
 def check_rules(rules):
     """Raise ValueError unless every condition uses a known operator, fact and setting."""
     for rule in rules:

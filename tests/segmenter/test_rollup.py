@@ -265,3 +265,15 @@ def test_judging_in_small_batches_gives_the_same_result(engine, site, monkeypatc
     assert (summary.profiles_evaluated, summary.enters) == (7, 8)
     assert summary.segments["active"] == {"members": 7, "too_small": True, "enters": 7, "exits": 0}
     assert members(engine, batched, with_time=True) == members(engine, site["site_id"], with_time=True)
+
+
+def test_only_settings_the_rules_use_rejudge_everyone(engine, site_id):
+    from segmenter.rules import BUILT_IN, settings_used
+
+    assert "cart_abandon_after" in settings_used(BUILT_IN) and "min_segment_size" not in settings_used(BUILT_IN)
+    store_events(engine, site_id, [page(at=T0, anon=f"v{n}") for n in range(3)])
+    roll(engine, T0)
+    store.configure_site(engine, site_id, {"min_segment_size": "2"})
+    assert roll(engine, T0).profiles_evaluated == 0
+    store.configure_site(engine, site_id, {"active_window": "1d"})
+    assert roll(engine, T0).profiles_evaluated == 3
