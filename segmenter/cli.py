@@ -98,7 +98,7 @@ def _report(summary, as_json):
 @click.option("--limit", default=20, show_default=True, help="How many runs --status shows.")
 @click.option("--chunk-size", type=click.IntRange(min=1), metavar="EVENTS",
               help="Most events folded per transaction [default: 50,000 on SQLite, where chunks adapt to "
-                   "hold the write lock about a second; 200,000 on PostgreSQL].")
+                   "hold the write lock about 2 s; 200,000 on PostgreSQL].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site (or run).")
 def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
     """Fold new events into profile facts and move profiles in and out of segments.

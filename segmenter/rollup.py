@@ -2,7 +2,7 @@
 
 One rollup at a time per site (`collector.dialects.rollup_lock`: a PostgreSQL advisory
 lock, an flock beside a SQLite file). Events are folded in chunks of up to `chunk_size`
-events (on SQLite sized to hold the write lock about a second: see ChunkSizer), each in its
+events (on SQLite sized to hold the write lock about 2 s: see ChunkSizer), each in its
 own transaction with the new watermark (compare-and-set, so even without the lock no event
 is folded twice). Then the due profiles are judged from the committed facts, in batches by
 profile id, each batch in its own transaction; a profile stays due until its batch commits.
@@ -30,7 +30,7 @@ from segmenter.schemas import load_settings
 #: costs an upsert, so bigger chunks fold a backlog faster (measured: 1 chunk of 200k events in half
 #: the time of 4 of 50k); a SQLite chunk holds the write lock (see ChunkSizer).
 CHUNK_SIZE = {"sqlite": 50_000, "postgresql": 200_000}
-CHUNK_SECONDS = 1.0  # SQLite: about how long a chunk may hold the write lock
+CHUNK_SECONDS = 2.0  # SQLite: about how long a chunk may hold the write lock (the collector waits 5 s)
 FIRST_SQLITE_CHUNK = 5_000
 JUDGE_BATCH = {"sqlite": 5_000, "postgresql": 50_000}  # due profiles judged per transaction
 RUNS_KEPT = 10_000  # per site

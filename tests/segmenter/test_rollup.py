@@ -235,7 +235,7 @@ def test_an_insert_still_in_flight_is_waited_for_not_skipped(engine, site_id):
     assert set(members(engine, site_id)["active"]) == {"a:slow", "a:fast"}
 
 
-def test_sqlite_chunks_adapt_to_hold_the_write_lock_about_a_second():
+def test_sqlite_chunks_adapt_to_hold_the_write_lock_briefly():
     from segmenter.rollup import CHUNK_SECONDS, FIRST_SQLITE_CHUNK, ChunkSizer
 
     sizes = ChunkSizer(50_000, "sqlite")
