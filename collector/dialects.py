@@ -190,6 +190,13 @@ def analyze(engine, *tables):
         conn.commit()
 
 
+def without_jit(conn):
+    """PostgreSQL: no JIT compilation in this transaction. Rollup statements are many and short;
+    compiling them (triggered by stale cost estimates) can cost more than running them."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL jit = off"))
+
+
 def analyze_scratch(conn, *tables):
     """Statistics for this connection's TEMPORARY tables, which PostgreSQL's autovacuum never analyzes."""
     if conn.dialect.name == "postgresql":

@@ -33,12 +33,14 @@ CHUNK_SIZE = {"sqlite": 50_000, "postgresql": 200_000}
 CHUNK_SECONDS = 2.0  # SQLite: about how long a chunk may hold the write lock (the collector waits 5 s)
 FIRST_SQLITE_CHUNK = 5_000
 JUDGE_BATCH = {"sqlite": 5_000, "postgresql": 50_000}  # due profiles judged per transaction
+REANALYZE_AFTER = 10_000  # profiles judged in one run
 RUNS_KEPT = 10_000  # per site
 events = Event.__table__
 sites = Site.__table__
 runs = models.RollupRun.__table__
 state = models.RollupState.__table__
 changes = models.MembershipChange.__table__
+facts = models.ProfileFact.__table__
 STATISTICS = [model.__table__ for model in (
     models.ProfileFact, models.ProfileSession, models.ProfileView, models.CartLine, models.Identity)]
 
@@ -183,6 +185,7 @@ class ChunkSizer:
 def _fold_next_chunk(engine, summary, ceiling, chunk_size, now):
     """Fold the next chunk in one transaction; returns how many events it held."""
     with write_engine(engine).begin() as conn:
+        dialects.without_jit(conn)
         lo = conn.scalar(select(state.c.watermark).where(state.c.site_id == summary.site_id).with_for_update())
         if lo != summary.watermark_to:
             raise WatermarkMoved(f"watermark moved from {summary.watermark_to} to {lo}")
@@ -240,6 +243,7 @@ def _judge(engine, summary, now):
     batch = JUDGE_BATCH.get(engine.dialect.name, JUDGE_BATCH["sqlite"])
     while True:
         with write_engine(engine).begin() as conn:
+            dialects.without_jit(conn)
             upto = due_batch_end(conn, summary.site_id, now, batch)
             result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, upto=upto)
             summary.profiles_evaluated += result.profiles_evaluated
@@ -266,7 +270,9 @@ def _judge(engine, summary, now):
             ).one()
             summary.status = "done"
             _finish(conn, summary)
-            return
+        if summary.profiles_evaluated >= REANALYZE_AFTER:  # next_check_at moved for many: fresh estimates
+            dialects.analyze(write_engine(engine), facts, models.Membership.__table__)
+        return
 
 
 def _finish(conn, summary):
