@@ -190,6 +190,7 @@ def test_names_with_script_tags_are_shown_escaped(demo, chromium):  # noqa: F811
     page.goto(demo.url + "/dashboard/")
     page.fill("#api_key", demo.key("API key"))
     page.click("#sign-in")
+    page.wait_for_selector("#changes")  # the sign-in navigation has finished before the first reload
     wait_for(lambda: page.reload() or hostile in page.inner_text("#changes"), timeout=30,
              message="the hostile profile among the recent changes")
     assert hostile in page.inner_text("#bad-rows")  # shown as text
