@@ -33,7 +33,7 @@ CHUNK_SIZE = {"sqlite": 50_000, "postgresql": 200_000}
 CHUNK_SECONDS = 2.0  # SQLite: about how long a chunk may hold the write lock (the collector waits 5 s)
 FIRST_SQLITE_CHUNK = 5_000
 JUDGE_BATCH = {"sqlite": 5_000, "postgresql": 50_000}  # due profiles judged per transaction
-REANALYZE_AFTER = 10_000  # profiles judged in one run
+REANALYZE_AFTER = 10_000  # profiles judged since the last ANALYZE
 RUNS_KEPT = 10_000  # per site
 events = Event.__table__
 sites = Site.__table__
@@ -241,12 +241,20 @@ def _judge(engine, summary, now):
             make_everyone_due(conn, summary.site_id)
     per_segment = {rule.name: {"enters": 0, "exits": 0} for rule in rules.BUILT_IN}
     batch = JUDGE_BATCH.get(engine.dialect.name, JUDGE_BATCH["sqlite"])
+    # Judging moves next_check_at and fills memberships. A site's first run (its memberships never
+    # analyzed: the planner then guesses 1 row a segment and picks nested loops) and big batches
+    # refresh the statistics, so the next batch and the next run plan on true sizes.
+    first_run, unanalyzed = summary.watermark_from == 0, 0
     while True:
+        if unanalyzed >= REANALYZE_AFTER or (first_run and unanalyzed):
+            dialects.analyze(write_engine(engine), facts, models.Membership.__table__)
+            unanalyzed = 0
         with write_engine(engine).begin() as conn:
             dialects.without_jit(conn)
             upto = due_batch_end(conn, summary.site_id, now, batch)
             result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, upto=upto)
             summary.profiles_evaluated += result.profiles_evaluated
+            unanalyzed += result.profiles_evaluated
             summary.enters += result.enters
             summary.exits += result.exits
             for name, counts in result.per_segment.items():
@@ -270,7 +278,7 @@ def _judge(engine, summary, now):
             ).one()
             summary.status = "done"
             _finish(conn, summary)
-        if summary.profiles_evaluated >= REANALYZE_AFTER:  # next_check_at moved for many: fresh estimates
+        if unanalyzed >= REANALYZE_AFTER or (first_run and unanalyzed):
             dialects.analyze(write_engine(engine), facts, models.Membership.__table__)
         return
 
