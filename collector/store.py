@@ -58,6 +58,8 @@ def list_sites(engine):
 
 def find_site(engine, *, write_key=None, api_key=None, name=None, site_id=None):
     """The site with the given write key, API key, name or id, as a dict; None when unknown."""
+    if any(isinstance(value, str) and not _storable(value) for value in (write_key, api_key, name)):
+        return None  # no stored key or name holds a NUL or a lone surrogate
     if write_key is not None:
         where = sites.c.write_key == write_key
     elif api_key is not None:
@@ -69,6 +71,17 @@ def find_site(engine, *, write_key=None, api_key=None, name=None, site_id=None):
     with engine.connect() as conn:
         row = conn.execute(select(sites).where(where)).first()
     return dict(row._mapping) if row else None
+
+
+def _storable(text):
+    """Whether both databases can hold (and compare) `text`: no NUL, valid UTF-8."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def update_site_settings(engine, site_id, settings):

@@ -53,6 +53,17 @@ def require_api_key():
     return None
 
 
+def reject_nul():
+    """A NUL cannot be stored in, nor looked up from, PostgreSQL text: a path or query holding one is invalid."""
+    arguments = [*(request.view_args or {}).items(), *request.args.items(multi=True)]
+    bad = {name: ["Contains a NUL character."] for name, value in arguments if isinstance(value, str) and "\x00" in value}
+    if bad:
+        raise APIError(422, "invalid_request", "The request's arguments are not valid.", bad)
+
+
+bp.before_request(reject_nul)
+
+
 def _segment_or_404(name):
     if name not in rules.RULES_BY_NAME:
         raise APIError(404, "unknown_segment", f"No segment named {name!r}.")
@@ -257,6 +268,7 @@ def my_segments(args):
     return {"segments": names}
 
 
+visitor_bp.before_request(reject_nul)
 visitor_bp.after_request(cors_headers)
 
 

@@ -6,7 +6,7 @@ from collector import store as collector_store
 from collector.db import get_engine
 from collector.errors import APIError
 from segmenter import rules, webhooks
-from segmenter.api import require_api_key
+from segmenter.api import reject_nul, require_api_key
 from segmenter.api_schemas import (
     DeliveryListSchema, DeliveryQuery, ResyncResultSchema, ResyncSchema, WebhookCreateSchema, WebhookListSchema,
     WebhookSchema,
@@ -15,6 +15,7 @@ from segmenter.api_schemas import (
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                description="Enter/exit notifications, signed with HMAC-SHA256 (API key).")
 bp.before_request(require_api_key)
+bp.before_request(reject_nul)
 MAX_WEBHOOK_ID = 2**31 - 1
 
 
