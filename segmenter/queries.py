@@ -30,6 +30,8 @@ class RuleCompiler:
     def value(self, name):
         """A fact as SQL; `nth_product_view_at` is a lookup of the N-th latest kept view."""
         if name == "nth_product_view_at":
+            if name in self.f.c:  # computed once into the judging table
+                return self.f.c[name]
             return (
                 select(views.c.at)
                 .where(views.c.site_id == self.f.c.site_id, views.c.profile_id == self.f.c.profile_id)

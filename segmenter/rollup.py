@@ -23,7 +23,7 @@ from collector.models import Event, Site
 from collector.store import now_ms
 from segmenter import models, rules
 from segmenter.fold import fold_chunk
-from segmenter.memberships import due_batch_end, evaluate_site, make_everyone_due, segment_sizes
+from segmenter.memberships import evaluate_site, make_everyone_due, segment_sizes
 from segmenter.schemas import load_settings
 
 #: Largest chunk per dialect. A PostgreSQL chunk blocks nobody, and every profile a chunk touches
@@ -251,8 +251,7 @@ def _judge(engine, summary, now):
             unanalyzed = 0
         with write_engine(engine).begin() as conn:
             dialects.without_jit(conn)
-            upto = due_batch_end(conn, summary.site_id, now, batch)
-            result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, upto=upto)
+            result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, limit=batch)
             summary.profiles_evaluated += result.profiles_evaluated
             unanalyzed += result.profiles_evaluated
             summary.enters += result.enters
@@ -260,7 +259,7 @@ def _judge(engine, summary, now):
             for name, counts in result.per_segment.items():
                 for key in counts:
                     per_segment[name][key] += counts[key]
-            if upto is not None:
+            if result.profiles_evaluated == batch:  # maybe more are due
                 continue
             if known != fingerprint:  # only once everyone has been judged by the new settings
                 conn.execute(update(state).where(state.c.site_id == summary.site_id).values(settings_hash=fingerprint))

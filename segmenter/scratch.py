@@ -1,14 +1,15 @@
-"""Per-connection scratch (TEMPORARY) tables of a fold; emptied before each use."""
+"""Per-connection scratch (TEMPORARY) tables of a fold and of judging; emptied before each use."""
 from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, delete
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from segmenter.models import PROFILE_ID
+from segmenter.models import PROFILE_ID, ProfileFact
 
-TEMP = MetaData()
+TEMP = MetaData()  # the fold's
+JUDGING = MetaData()
 
 
-def _temp(name, *columns):
-    return Table(name, TEMP, *columns, prefixes=["TEMPORARY"])
+def _temp(name, *columns, metadata=TEMP):
+    return Table(name, metadata, *columns, prefixes=["TEMPORARY"])
 
 
 fold_events = _temp(
@@ -76,20 +77,30 @@ fold_derived = _temp(
     Column("top_categories", JSON),
 )
 
-
-
+# A copy of the facts of the profiles judged in one batch, with the one fact that is a lookup
+# (the N-th latest product view) computed once: every rule's statements read this small table
+# instead of finding the due profiles, and that view, once per statement.
+judge_due = _temp(
+    "judge_due",
+    *(Column(column.name, column.type, primary_key=column.name == "profile_id")
+      for column in ProfileFact.__table__.columns),
+    Column("nth_product_view_at", BigInteger),
+    metadata=JUDGING,
+)
 
 INDEXES = [Index("ix_fold_new_sessions", fold_new_sessions.c.profile_id, fold_new_sessions.c.started_at)]
 
 
-def prepare(conn):
-    """Create the scratch tables on this connection (once) and empty them."""
+def prepare(conn, metadata=TEMP):
+    """Create the scratch tables of `metadata` on this connection (once) and empty them."""
     info = conn.connection.info  # lives as long as the database connection (and its TEMP tables)
-    if not info.get("cohortly_scratch"):
-        for table in TEMP.sorted_tables:
+    key = f"cohortly_scratch_{id(metadata)}"
+    if not info.get(key):
+        for table in metadata.sorted_tables:
             conn.execute(CreateTable(table, if_not_exists=True))
         for index in INDEXES:
-            conn.execute(CreateIndex(index, if_not_exists=True))
-        info["cohortly_scratch"] = True
-    for table in TEMP.sorted_tables:
+            if index.table.metadata is metadata:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+        info[key] = True
+    for table in metadata.sorted_tables:
         conn.execute(delete(table))
