@@ -1,7 +1,8 @@
-"""Marshmallow schemas of the Segment HTTP Tracking API (the only validation of input).
+"""Marshmallow schemas of the Segment HTTP Tracking API: the verdict and the error messages on any input.
 
 Kept lean on purpose: types and limits per field; `properties`, `traits` and
 `context` are plain dicts whose size the 32 KB message limit bounds.
+`messages.quick_load` accepts the common valid message without marshmallow, exactly as these schemas would.
 """
 from datetime import timezone
 

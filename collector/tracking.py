@@ -8,17 +8,19 @@ import zlib
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from collector import store
+from collector import messages, store
 from collector.db import get_engine
 from collector.enrich import build_row, merge_envelope, redact, to_ms
 from collector.errors import APIError
 from collector.ratelimit import RateLimiter
-from collector.schemas import TYPES, batch_schema, load_message
+from collector.schemas import TYPES, batch_schema
 
 bp = Blueprint("tracking", __name__)
 # A real NUL, as json.dumps writes it: \u0000 after an even number of backslashes (text that merely
 # spells "\u0000" has its backslash doubled).
 NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+# Made once: json.dumps with options builds an encoder per call (a third of its cost for a message).
+JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
 
 
@@ -148,7 +150,7 @@ def _validate(raw, max_bytes, shared_bytes=0):
         shared = " with the batch's context and integrations" if shared_bytes else ""
         raise APIError(413, "message_too_large", f"A message may be at most {max_bytes} bytes{shared}; this one is {size}.")
     try:
-        return load_message(raw)
+        return messages.load(raw)
     except ValidationError as err:
         raise APIError(400, "invalid_message", "The message is not valid.", err.messages) from None
 
@@ -156,10 +158,11 @@ def _validate(raw, max_bytes, shared_bytes=0):
 def _checked_size(value, code, what):
     """The size of `value` as UTF-8 JSON; 400 `code` if it holds what the databases cannot store."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = JSON_ENCODER.encode(value)
     except ValueError:
         raise APIError(400, code, f"{what} holds NaN or Infinity, which JSON does not allow.") from None
-    if NUL.search(text):
+    # The substring test is ~100 times cheaper than the regex, which only tells a NUL from its spelling.
+    if "\\u0000" in text and NUL.search(text):
         raise APIError(400, code, f"{what} holds a NUL character.")
     try:
         return len(text.encode("utf-8"))

@@ -4,6 +4,7 @@ import base64
 import gzip
 import json
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from sqlalchemy import func, insert, select
 from collector import create_app, store
 from collector.db import make_engine
 from collector.models import BadRow, Event, Site
+from collector import messages as quick
 from collector.schemas import TYPES, load_message, message_schema
 from tests.collector.helpers import basic, counts
 
@@ -260,3 +262,98 @@ def test_the_partial_load_judges_every_message_as_the_full_load_does(raw):
             return "invalid", err.messages
 
     assert judge(load_message) == judge(message_schema.load)
+
+
+# --- The fast path (collector.messages) against marshmallow. ---------------------------------------------
+ID_EDGES = st.sampled_from(["", "x" * 200, "x" * 201, "\x00", "\ud800", 10**199, 10**200, -(10**199), 1e300, True, 0, -0.0])
+TEXT_EDGES = st.sampled_from(["", "x" * 50, "x" * 51, "x" * 200, "x" * 201, b"bytes", 0, True])
+ids = ID_EDGES | ID_EDGES | st.none() | st.text(max_size=8) | st.integers() | st.floats() | json_values
+texts = TEXT_EDGES | TEXT_EDGES | st.none() | st.text(max_size=8) | json_values
+offsets = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-23, minutes=59))])
+TIME_EDGES = st.sampled_from(["2026-01-15T10:00:00Z", "2026-01-15T10:00:00.123+01:00", "2026-01-15", "20260115T100000",
+                              "2026-W03-4", "9999-12-31T23:59:59Z", "2999-01-01T00:00:00Z", "2026-01-15T24:00:00",
+                              "2026-01-15T10:00:00+25:00", "2026-13-45T99:99:99Z", "not a date", "", "1736935200000",
+                              1736935200000])
+moments = (TIME_EDGES | TIME_EDGES | st.none() | json_values | st.datetimes(timezones=offsets).map(datetime.isoformat)
+           | st.datetimes().map(lambda moment: moment.isoformat(sep=" ", timespec="milliseconds")))
+mappings = st.none() | st.dictionaries(st.text(max_size=6), json_values, max_size=4) | json_values
+VALUES = {"type": st.sampled_from(TYPES) | st.sampled_from(["Track", "page ", "", None]) | json_values,
+          "event": texts, "name": texts, "category": texts, "channel": texts, "writeKey": texts,
+          "properties": mappings, "traits": mappings, "context": mappings, "integrations": mappings,
+          "options": mappings, "_metadata": mappings, "timestamp": moments, "originalTimestamp": moments,
+          "sentAt": moments, "receivedAt": json_values, "version": json_values}
+VALUES.update(dict.fromkeys(("messageId", "userId", "anonymousId", "previousId", "groupId", "rudderId"), ids))
+
+
+@st.composite
+def edgy_messages(draw):
+    """A message whose fields each get a value near the edge of what the schema allows, on either side."""
+    if draw(st.integers(0, 19)) == 0:
+        return draw(json_values)
+    message = valid_message(draw(st.sampled_from(TYPES))) if draw(st.integers(0, 4)) else {}
+    for name in draw(st.lists(st.sampled_from(FIELDS), max_size=draw(st.sampled_from([2, 2, 8])), unique=True)):
+        if draw(st.integers(0, 4)) == 0:
+            message.pop(name, None)
+        else:
+            message[name] = draw(VALUES[name])
+    if draw(st.integers(0, 9)) == 0:
+        message[draw(st.text(max_size=8))] = draw(json_values)
+    return message
+
+
+def test_the_fast_path_has_a_check_for_every_field_of_the_schema():
+    assert set(quick.CHECKS) | {"type"} == {field.data_key or name for name, field in message_schema.fields.items()}
+
+
+def _judge(load, raw):
+    """What `load` makes of `raw`: its loaded value (with types and offsets), its error messages, or its exception."""
+    try:
+        return "valid", repr(sorted(load(raw).items()))
+    except ValidationError as err:
+        return "invalid", err.messages
+    except Exception as err:  # noqa: BLE001 - whatever marshmallow raises, the fast path must raise too
+        return "error", type(err).__name__
+
+
+EDGES = ([None, True, 0, -0.0, 1e300, 10**199, 10**200, float("nan"), float("inf"), [], {}, {"a": [1]}, b"bytes"]
+         + ["", "\x00", "\ud800", "x" * 50, "x" * 51, "x" * 200, "x" * 201, "track", "alias", "Track"] + list(TIME_EDGES.elements))
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_the_fast_path_agrees_on_every_edge_value_of_every_field(kind):
+    """Each field of a valid message set to each edge value (and removed), judged by both."""
+    for name in FIELDS + ("unknown",):
+        for value in EDGES + ["removed"]:
+            raw = valid_message(kind)
+            if value == "removed":
+                raw.pop(name, None)
+            else:
+                raw[name] = value
+            assert _judge(quick.load, raw) == _judge(message_schema.load, raw), (name, value)
+
+
+def test_the_fast_path_judges_and_loads_every_message_as_marshmallow_does():
+    """`messages.load` accepts what it can without marshmallow: same verdicts, errors and loaded values as a
+    full marshmallow load (datetimes compared with their offsets, values with their types)."""
+    taken = Counter()
+
+    @settings(settings.get_profile("reliability"), max_examples=3000)
+    @given(raw=edgy_messages() | messages())
+    def check(raw):
+        verdict = _judge(quick.load, raw)
+        assert verdict == _judge(message_schema.load, raw)
+        taken[verdict[0], quick.quick_load(raw) is not None, _from_json(raw)] += 1
+
+    check()
+    print(dict(taken))
+    assert taken["valid", True, True] >= 300 and taken["invalid", False, True] >= 300
+    # Every valid message a JSON body can hold takes the fast path (only bytes, which JSON has not, do not).
+    assert taken["valid", False, True] == 0
+
+
+def _from_json(value):
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
