@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import delete, func, insert, select, text, update
 
-from collector.dialects import insert_rows_ignoring_duplicates
+from collector.dialects import insert_rows_ignoring_duplicates, one_statement
 from collector.models import BadRow, Event, Site
 
 events = Event.__table__
@@ -95,6 +95,9 @@ def store_messages(engine, site_id, rows, rejected, received_at, keep_bad_rows):
 
     Returns how many rows were new. `rejected` is a list of (reason dict, raw message).
     """
+    if rows and not rejected:  # the common request: one INSERT
+        with one_statement(engine) as conn:
+            return insert_rows_ignoring_duplicates(conn, events, rows, ["site_id", "message_id"])
     with engine.begin() as conn:
         stored = 0
         if rows:
