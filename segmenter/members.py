@@ -1,7 +1,8 @@
 """Reading segment members for the API and exports: keyset pages, filters, and flat-memory streams."""
 import base64
+import json
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Text, and_, cast, func, select
 
 from segmenter import models
 
@@ -19,8 +20,10 @@ def member_page(conn, site_id, segment, after=None, limit=100, entered_since=Non
     present for the whole walk is seen exactly once.
     """
     m, f = memberships, facts
+    # Tuples, and the JSON columns as text decoded here: psycopg's and SQLAlchemy's JSON decoding cost an
+    # export more per member than json.loads on the text.
     query = (
-        select(m.c.profile_id, f.c.user_id, f.c.email, f.c.traits, m.c.entered_at, m.c.context)
+        select(m.c.profile_id, f.c.user_id, f.c.email, cast(f.c.traits, Text), m.c.entered_at, cast(m.c.context, Text))
         .select_from(m.outerjoin(f, and_(f.c.site_id == m.c.site_id, f.c.profile_id == m.c.profile_id)))
         .where(m.c.site_id == site_id, m.c.segment == segment)
         .order_by(m.c.profile_id)
@@ -30,9 +33,17 @@ def member_page(conn, site_id, segment, after=None, limit=100, entered_since=Non
         query = query.where(m.c.profile_id > after)
     if entered_since is not None:
         query = query.where(m.c.entered_at >= entered_since)
-    rows = [dict(row) for row in conn.execute(query).mappings()]
+    rows = [
+        {"profile_id": profile_id, "user_id": user_id, "email": email, "traits": _decoded(traits),
+         "entered_at": entered_at, "context": _decoded(context)}
+        for profile_id, user_id, email, traits, entered_at, context in conn.execute(query)
+    ]
     _add_anonymous_ids(conn, site_id, rows)
     return rows
+
+
+def _decoded(text):
+    return None if text is None else json.loads(text)
 
 
 def _add_anonymous_ids(conn, site_id, rows):
