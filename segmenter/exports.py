@@ -7,6 +7,8 @@ from segmenter.api_schemas import iso, iso_times
 
 CSV_COLUMNS = ("profile_id", "user_id", "email", "anonymous_ids", "entered_at", "context")
 FORMATS = ("csv", "ndjson")
+# One encoder for every line: json.dumps with separators builds a new JSONEncoder per call (~3 µs a member).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def member_record(row):
@@ -25,7 +27,7 @@ def member_record(row):
 def ndjson_lines(rows):
     """Members as NDJSON lines."""
     for row in rows:
-        yield json.dumps(member_record(row), separators=(",", ":")) + "\n"
+        yield compact_json(member_record(row)) + "\n"
 
 
 def csv_lines(rows):
@@ -36,7 +38,7 @@ def csv_lines(rows):
     for row in rows:
         writer.writerow([
             row["profile_id"], row["user_id"] or "", row["email"] or "", " ".join(row["anonymous_ids"]),
-            iso(row["entered_at"]), json.dumps(iso_times(row["context"]), separators=(",", ":")),
+            iso(row["entered_at"]), compact_json(iso_times(row["context"])),
         ])
         yield buffer.getvalue()
         buffer.seek(0)
