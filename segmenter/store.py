@@ -52,13 +52,18 @@ def list_segments(engine, site_id):
     """Every built-in segment of a site: name, description, members, too_small, min_size."""
     settings = site_settings(engine, site_id)
     with engine.connect() as conn:
-        sizes = dict(
-            conn.execute(
-                select(memberships.c.segment, func.count())
-                .where(memberships.c.site_id == site_id)
-                .group_by(memberships.c.segment)
-            ).all()
-        )
+        return describe_segments(conn, site_id, settings)
+
+
+def describe_segments(conn, site_id, settings):
+    """`list_segments` on an open connection, with the site's settings already loaded."""
+    sizes = dict(
+        conn.execute(
+            select(memberships.c.segment, func.count())
+            .where(memberships.c.site_id == site_id)
+            .group_by(memberships.c.segment)
+        ).all()
+    )
     minimum = settings["min_segment_size"]
     return [
         {
@@ -72,7 +77,7 @@ def list_segments(engine, site_id):
     ]
 
 
-def count_members(engine, site_id, segment, up_to):
+def count_members(conn, site_id, segment, up_to):
     """A segment's member count, counted no further than `up_to`: enough to compare with a minimum, in O(up_to)."""
     first = (
         select(memberships.c.profile_id)
@@ -80,8 +85,15 @@ def count_members(engine, site_id, segment, up_to):
         .limit(up_to)
         .subquery()
     )
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(first))
+    return conn.scalar(select(func.count()).select_from(first))
+
+
+def site_by_api_key(conn, api_key):
+    """The site an API key belongs to, as a dict; None when unknown. Unlike `collector.store.find_site` it
+    runs on the caller's connection, which the API request goes on to use for everything else."""
+    sites = collector_store.sites
+    row = conn.execute(select(sites).where(sites.c.api_key_hash == collector_store.hash_key(api_key))).first()
+    return None if row is None else dict(row._mapping)
 
 
 def segment_members(engine, site_id, segment, after=None, limit=100):

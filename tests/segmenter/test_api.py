@@ -92,6 +92,19 @@ def test_segments_list(client, shop):
     assert segments["cart_abandoners"]["size"] == 1
 
 
+def test_segment_sizes_follow_an_erasure_before_the_next_rollup(client, shop):
+    """Sizes are the members the API lists now, not the last rollup's (an erasure changes them in between)."""
+    def sizes():
+        return {s["name"]: s["size"] for s in client.get("/api/v1/segments", headers=bearer(shop["api_key"])).json["segments"]}
+
+    assert (sizes()["new_buyers"], sizes()["active"]) == (1, 3)
+    assert client.delete("/api/v1/profiles/user-3", headers=bearer(shop["api_key"])).status_code == 200
+    assert (sizes()["new_buyers"], sizes()["active"]) == (0, 2)
+    assert client.get("/api/v1/segments/new_buyers", headers=bearer(shop["api_key"])).json["size"] == 0
+    listed = client.get("/api/v1/segments/active/members", headers=bearer(shop["api_key"])).json["members"]
+    assert len(listed) == 2
+
+
 def test_thresholds_follow_the_site_settings(client, engine, shop):
     from segmenter.store import configure_site
 
@@ -127,6 +140,24 @@ def test_members_carry_the_message_context(client, shop):
     buyers = client.get("/api/v1/segments/new_buyers/members", headers=bearer(shop["api_key"])).json["members"]
     assert (buyers[0]["user_id"], buyers[0]["email"]) == ("user-3", "ann@example.com")
     assert buyers[0]["anonymous_ids"] == ["anon-3"]
+
+
+@pytest.mark.parametrize("segment", ["browsers", "cart_abandoners", "new_buyers", "active"])
+def test_member_pages_are_what_the_member_schema_dumps(client, engine, shop, segment):
+    """Pages are dumped by exports.member_record; the OpenAPI document promises MemberPageSchema."""
+    from flask import jsonify
+
+    from segmenter import members
+    from segmenter.api_schemas import MemberPageSchema
+
+    response = client.get(f"/api/v1/segments/{segment}/members", query_string={"limit": 2},
+                          headers=bearer(shop["api_key"]))
+    with engine.connect() as conn:
+        page = members.member_page(conn, shop["site_id"], segment, limit=2)
+    with client.application.app_context():
+        expected = jsonify(MemberPageSchema().dump({"members": page, "next_cursor": response.json["next_cursor"]}))
+    assert response.json["members"]
+    assert response.get_data() == expected.get_data()
 
 
 def test_member_pages_walk_every_member_once(client, engine, site):
