@@ -222,6 +222,13 @@ def without_jit(conn):
 
 
 def analyze_scratch(conn, *tables):
-    """Statistics for this connection's TEMPORARY tables, which PostgreSQL's autovacuum never analyzes."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"ANALYZE {', '.join(table.name for table in tables)}"))
+    """Statistics for this connection's TEMPORARY tables (autovacuum never analyzes them). Without,
+    SQLite takes a scratch table for a big one and drives a join from the stored table: a scan of a
+    whole site's rows per chunk."""
+    for table in tables:
+        conn.execute(analyze_scratch_statement(conn.dialect.name, table))
+
+
+def analyze_scratch_statement(dialect, table):
+    """The statement that analyzes one TEMPORARY table (see analyze_scratch)."""
+    return text(f'ANALYZE "{table.name}"' if dialect == "postgresql" else f'ANALYZE temp."{table.name}"')

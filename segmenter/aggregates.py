@@ -43,7 +43,7 @@ def fold_statements(dialect):
     """The statements that merge `fold_events` into the fact tables, in order."""
     return [
         upsert_facts(dialect),
-        *fold_sessions(),
+        *fold_sessions(dialect),
         *fold_views(dialect),
         fold_cart(dialect),
         *update_derived(dialect),
@@ -171,7 +171,7 @@ def _islands(rows, start, end, gap_from_previous):
 
 
 @cache
-def fold_sessions():
+def fold_sessions(dialect):
     """Merge the chunk's activity into the session intervals it touches (within SESSION_GAP)."""
     fe = fold_events
     activity = select(fe.c.profile_id, fe.c.at).where(fe.c.activity.is_(True)).subquery()
@@ -179,6 +179,8 @@ def fold_sessions():
     columns = ["profile_id", "started_at", "ended_at"]
     statements = [insert(fold_new_sessions).from_select(
         columns, _islands(activity, activity.c.at, activity.c.at, activity.c.at - previous))]
+    # The join below must be driven from the chunk's sessions: the planner needs their count.
+    statements.append(dialects.analyze_scratch_statement(dialect, fold_new_sessions))
     new, old = fold_new_sessions, fold_old_sessions
     near = and_(
         sessions.c.site_id == SITE,
@@ -312,6 +314,7 @@ def update_derived(dialect):
     return [
         insert(fold_derived).from_select(
             ["profile_id", "sessions", "cart_items", "cart_value_cents", "top_categories"], rows),
+        dialects.analyze_scratch_statement(dialect, fold_derived),  # else SQLite walks every fact of the site
         update(facts)
         .where(facts.c.site_id == SITE, facts.c.profile_id == d.c.profile_id)
         .values(sessions=d.c.sessions, cart_items=d.c.cart_items, cart_value_cents=d.c.cart_value_cents,

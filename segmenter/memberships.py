@@ -37,7 +37,7 @@ class Evaluation:
 
 
 def evaluate_site(conn, site_id, settings, now, run_id, rule_list=rules.BUILT_IN, limit=None):
-    """Move the site's due profiles (the first `limit` of them by id, if given) in and out of segments.
+    """Move the site's due profiles (at most `limit` of them, if given) in and out of segments.
 
     Judged profiles are no longer due (their next check is in the future, or never), so calling
     this again judges the next batch; a batch smaller than `limit` was the last."""
@@ -76,10 +76,11 @@ def make_everyone_due(conn, site_id):
 def _copy_due(dialect, settings_key, limited):
     """Copy the due profiles' facts into `judge_due`, with the N-th latest product view looked up once."""
     nth_view = RuleCompiler(dialect, dict(settings_key)).value("nth_product_view_at")
-    due = select(*facts.columns, nth_view).where(facts.c.site_id == SITE, facts.c.next_check_at <= NOW)
-    if limited:
-        due = due.order_by(facts.c.profile_id).limit(LIMIT)
-    return insert(judge_due).from_select([*(column.name for column in facts.columns), "nth_product_view_at"], due)
+    due = select(facts.c.profile_id).where(facts.c.site_id == SITE, facts.c.next_check_at <= NOW)
+    if limited:  # any `limit` of them, straight off the index: the lookup runs for these rows only
+        due = due.limit(LIMIT)
+    copied = select(*facts.columns, nth_view).where(facts.c.site_id == SITE, facts.c.profile_id.in_(due))
+    return insert(judge_due).from_select([*(column.name for column in facts.columns), "nth_product_view_at"], copied)
 
 
 @cache
