@@ -26,8 +26,6 @@ def _sqlite_connect(dbapi_connection, _record):
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA cache_size=-65536")  # KiB: up to 64 MiB, filled only as a connection needs it
-    cursor.execute("PRAGMA mmap_size=268435456")  # reads of the first 256 MiB without a system call each
     cursor.execute("PRAGMA temp_store=MEMORY")  # the rollup's scratch tables
     cursor.execute("PRAGMA analysis_limit=1000")  # ANALYZE samples: cheap also on big tables
     cursor.close()

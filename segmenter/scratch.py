@@ -5,6 +5,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from segmenter.models import PROFILE_ID, ProfileFact
 
 TEMP = MetaData()  # the fold's
+ROLLUP_CACHE_KIB = 65_536  # on the rollup's SQLite connections only (API workers keep the default)
 JUDGING = MetaData()
 
 
@@ -96,6 +97,8 @@ def prepare(conn, metadata=TEMP):
     info = conn.connection.info  # lives as long as the database connection (and its TEMP tables)
     key = f"cohortly_scratch_{id(metadata)}"
     if not info.get(key):
+        if conn.dialect.name == "sqlite":  # a rollup walks big indexes: a larger page cache than SQLite's 2 MiB
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{ROLLUP_CACHE_KIB}")
         for table in metadata.sorted_tables:
             conn.execute(CreateTable(table, if_not_exists=True))
         for index in INDEXES:
