@@ -4,7 +4,7 @@ import json
 import secrets
 import time
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from collector.dialects import insert_rows_ignoring_duplicates, one_statement
 from collector.models import BadRow, Event, Site
@@ -56,8 +56,10 @@ def list_sites(engine):
         return [dict(row._mapping) for row in conn.execute(select(*columns).order_by(sites.c.id))]
 
 
-def find_site(engine, *, write_key=None, api_key=None, name=None, site_id=None):
-    """The site with the given write key, API key, name or id, as a dict; None when unknown."""
+def find_site(bind, *, write_key=None, api_key=None, name=None, site_id=None):
+    """The site with the given write key, API key, name or id, as a dict; None when unknown.
+
+    `bind` is an engine, or a connection the caller goes on using (one per API request)."""
     if any(isinstance(value, str) and not _storable(value) for value in (write_key, api_key, name)):
         return None  # no stored key or name holds a NUL or a lone surrogate
     if write_key is not None:
@@ -68,8 +70,12 @@ def find_site(engine, *, write_key=None, api_key=None, name=None, site_id=None):
         where = sites.c.name == name
     else:
         where = sites.c.id == site_id
-    with engine.connect() as conn:
-        row = conn.execute(select(sites).where(where)).first()
+    query = select(sites).where(where)
+    if isinstance(bind, Connection):
+        row = bind.execute(query).first()
+    else:
+        with bind.connect() as conn:
+            row = conn.execute(query).first()
     return dict(row._mapping) if row else None
 
 

@@ -44,7 +44,7 @@ def require_api_key():
     challenge = {"WWW-Authenticate": 'Bearer realm="cohortly"'}
     if not token:
         raise APIError(401, "missing_api_key", "Send `Authorization: Bearer API_KEY`.", headers=challenge)
-    site = store.site_by_api_key(connection(), token)
+    site = collector_store.find_site(connection(), api_key=token)
     if site is None:
         if collector_store.find_site(get_engine(), write_key=token):
             raise APIError(403, "write_key_cannot_read", "A write key can only send events; use the API key.")

@@ -88,14 +88,6 @@ def count_members(conn, site_id, segment, up_to):
     return conn.scalar(select(func.count()).select_from(first))
 
 
-def site_by_api_key(conn, api_key):
-    """The site an API key belongs to, as a dict; None when unknown. Unlike `collector.store.find_site` it
-    runs on the caller's connection, which the API request goes on to use for everything else."""
-    sites = collector_store.sites
-    row = conn.execute(select(sites).where(sites.c.api_key_hash == collector_store.hash_key(api_key))).first()
-    return None if row is None else dict(row._mapping)
-
-
 def segment_members(engine, site_id, segment, after=None, limit=100):
     """Members of a segment ordered by profile id, `limit` from the one after `after` (a cursor).
 
