@@ -41,10 +41,10 @@ import threading
 import time
 from collections import Counter
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import and_, select
 
 from bench import load, profile
-from bench.database import fresh_database
+from bench.database import bulk_load, fresh_database
 from bench.ingest import machine
 from bench.server import Gunicorn
 from collector import store as collector_store
@@ -124,26 +124,10 @@ def population(site_id, start, stop, seed=7):
 
 
 def store_population(engine, tables):
-    """Bulk-load the rows in key order (COPY on PostgreSQL, executemany on SQLite), then ANALYZE."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if engine.dialect.name == "sqlite":  # one transaction: its connections are in autocommit mode (collector.db)
-            cursor.execute("BEGIN")
-        for table, (columns, rows) in tables.items():
-            rows.sort(key=lambda row: row[1:3])
-            if engine.dialect.name == "postgresql":
-                with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                marks = ", ".join("?" for _ in columns)
-                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-        raw.commit()
-    finally:
-        raw.close()
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
+    """Bulk-load the rows in key order, then ANALYZE."""
+    for _columns, rows in tables.values():
+        rows.sort(key=lambda row: row[1:3])
+    bulk_load(engine, tables)
 
 
 def stored_ids(engine, site_id):

@@ -55,3 +55,29 @@ def versions(pg_url=PG_URL):
     except Exception as err:  # noqa: BLE001 - a missing server is reported, not fatal here
         found["postgresql"] = f"unavailable ({err.__class__.__name__})"
     return found
+
+
+def bulk_load(engine, tables):
+    """Load {table: (columns, rows)} in one transaction (COPY on PostgreSQL, executemany on SQLite), then
+    ANALYZE those tables (only those: a database-wide ANALYZE locks other sessions' tables)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA cache_size=-524288")  # 512 MiB: a million rows into the indexes without thrashing
+            cursor.execute("BEGIN")  # its connections are in autocommit mode (collector.db)
+        for table, (columns, rows) in tables.items():
+            names = ", ".join(columns)
+            if engine.dialect.name == "postgresql":
+                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join("?" for _ in columns)
+                cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        raw.commit()
+    finally:
+        raw.close()
+    with engine.begin() as conn:
+        for table in tables:
+            conn.execute(text(f'ANALYZE "{table}"'))

@@ -23,7 +23,7 @@ import time
 
 from sqlalchemy import text
 
-from bench.database import fresh_database, versions
+from bench.database import bulk_load, fresh_database, versions
 from collector import store as collector_store
 from collector.db import make_engine
 
@@ -96,24 +96,8 @@ def traffic(count, start_index, seed, identify=True):
 
 
 def store_rows(engine, rows):
-    """Bulk-load event rows (COPY on PostgreSQL, executemany on SQLite)."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if engine.dialect.name == "postgresql":
-            with cursor.copy(f"COPY events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            cursor.execute("PRAGMA cache_size=-524288")  # 512 MiB: 1M rows into the indexes without thrashing
-            cursor.execute("BEGIN")  # the connection is in autocommit mode (see collector.db): one transaction
-            marks = ", ".join("?" for _ in COLUMNS)
-            cursor.executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
-        raw.commit()
-    finally:
-        raw.close()
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE events"))  # this table only: a database-wide ANALYZE locks others' tables
+    """Bulk-load event rows."""
+    bulk_load(engine, {"events": (COLUMNS, rows)})
 
 
 def timed(function):
