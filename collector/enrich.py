@@ -126,7 +126,7 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
         "referrer": page_field("referrer"),
         "title": page_field("title"),
         "properties": properties,
-        "traits": message.get("traits"),
+        "traits": _traits(message),
         "context": context or None,
         "browser": browser,
         "os": os_name,
@@ -143,6 +143,16 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
     row.update({f"utm_{key}": None for key in UTM_KEYS})
     row.update(utm_of(context.get("campaign"), url))
     return row
+
+
+def _traits(message):
+    """The message's traits; for an identify without any, its `context.traits` (where RudderStack's JavaScript
+    SDK v3 sends an identify's traits)."""
+    traits = message.get("traits")
+    if traits is None and message["type"] == "identify":
+        in_context = (message.get("context") or {}).get("traits")
+        return in_context if isinstance(in_context, dict) else None
+    return traits
 
 
 def redact(raw):

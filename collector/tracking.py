@@ -1,4 +1,6 @@
-"""The Segment HTTP Tracking API: /v1/batch, /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/alias, /v1/group."""
+"""The Segment HTTP Tracking API: /v1/batch, /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/alias, /v1/group,
+the short paths Segment's analytics.js posts to (/v1/b, /v1/t, /v1/p, /v1/s, /v1/i, /v1/a, /v1/g), and
+/beacon/v1/batch, where RudderStack's JavaScript SDK sends its beacons."""
 import base64
 import json
 import re
@@ -25,6 +27,8 @@ ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
 
 
 @bp.route("/v1/batch", methods=["POST"], provide_automatic_options=False)
+@bp.route("/v1/b", methods=["POST"], provide_automatic_options=False)
+@bp.route("/beacon/v1/batch", methods=["POST"], provide_automatic_options=False)
 def batch():
     body = _read_json()
     site = authenticate(body)
@@ -73,7 +77,10 @@ def _single(kind):
 
 
 for _kind in TYPES:
-    bp.add_url_rule(f"/v1/{_kind}", view_func=_single(_kind), methods=["POST"], provide_automatic_options=False)
+    _view = _single(_kind)
+    bp.add_url_rule(f"/v1/{_kind}", view_func=_view, methods=["POST"], provide_automatic_options=False)
+    # analytics.js 2.0 posts each message to its type's first letter, as Segment's API accepts (t, p, s, i, a, g).
+    bp.add_url_rule(f"/v1/{_kind[0]}", f"{_kind}_short", _view, methods=["POST"], provide_automatic_options=False)
 
 
 @bp.route("/v1/<path:_any>", methods=["OPTIONS"])
