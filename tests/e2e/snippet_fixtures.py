@@ -13,6 +13,17 @@ from tests.live import free_port, wait_for
 PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
 BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                      "collector", "static", "c.js")
+# Other vendors' browser libraries, installed from tests/e2e/browser_sdks/package-lock.json: served by the pages'
+# server (as a site bundling them would), so that no page needs a CDN.
+SDKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_sdks", "node_modules")
+VENDOR = {
+    "/vendor/analytics-next.js": os.path.join(SDKS, "@segment", "analytics-next", "dist", "umd", "index.js"),
+    # RudderStack's builds with their plugins bundled (none fetched): for current browsers, and for legacy ones.
+    "/vendor/rudder-analytics-modern.js": os.path.join(
+        SDKS, "@rudderstack", "analytics-js", "dist", "npm", "modern", "bundled", "umd", "index.js"),
+    "/vendor/rudder-analytics-legacy.js": os.path.join(
+        SDKS, "@rudderstack", "analytics-js", "dist", "npm", "legacy", "bundled", "umd", "index.js"),
+}
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -27,6 +38,8 @@ class PageHandler(http.server.SimpleHTTPRequestHandler):
         path = self.translate_path(self.path)
         if self.path.split("?")[0] == "/c.js":  # the shipped build, as a site proxying it first-party would
             path, kind = BUILD, "text/javascript"
+        elif self.path.split("?")[0] in VENDOR:
+            path, kind = VENDOR[self.path.split("?")[0]], "text/javascript"
         elif path.endswith(".html") and os.path.isfile(path):
             kind = "text/html"
         else:
