@@ -162,6 +162,11 @@ class Tracked:
                 logs += pages[0].evaluate(READ_LOG)
         return logs
 
+    def sent_in_order(self):
+        """The message ids the open pages sent, each once, in the order they sent them: meaningful for one page
+        load (each load logs under a key of its own, and keys come back in no set order)."""
+        return list(dict.fromkeys(mid for r in self.requests() for mid in r["ids"]))
+
     def failed(self):
         """The message ids of each request that failed at the network level."""
         return [r["ids"] for r in self.requests() if r["status"] == 0]
