@@ -1,7 +1,7 @@
 """Segment's analytics.js 2.0 and RudderStack's JavaScript SDK, installed from npm (tests/e2e/browser_sdks) and
 served by the test pages' server, in Chromium against the collector under gunicorn: page, track and identify arrive
-as each library sent them. Every request to anywhere but the two local servers is refused, to show that neither
-library needs a CDN or a vendor's service; nothing may fail in the browser.
+as each library sent them. Every request to anywhere but 127.0.0.1 (the pages' server and the collector) is refused,
+to show that neither library needs a CDN or a vendor's service; nothing may fail in the browser.
 
 The libraries send each message in a request of its own (or batch on a timer), so the stored events are compared
 by message id, never by the order they were stored in."""
