@@ -43,13 +43,15 @@ def allowed_networks(value):
 
 
 def _embedded(ip):
-    """`ip` and the IPv4 addresses it carries (IPv4-mapped, 6to4, Teredo, NAT64)."""
-    found = [ip]
-    if ip.version == 6:
-        found += [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
-        if ip in NAT64:
-            found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return [address for address in found if address is not None]
+    """The addresses `ip` stands for: itself and the IPv4 addresses it carries (IPv4-mapped, NAT64,
+    6to4, Teredo)."""
+    if ip.version == 4:
+        return [ip]
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]  # judged as the IPv4 address it is
+    if ip in NAT64:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]  # DNS64: judged as the IPv4 it translates to
+    return [address for address in (ip, ip.sixtofour, *(ip.teredo or ())) if address is not None]
 
 
 def is_refused(ip, allowed=()):

@@ -138,3 +138,44 @@ def test_a_webhook_leased_by_another_pass_waits_until_the_lease_ends(engine, rec
     assert deliver(engine, NOW).delivered == 2
     with engine.connect() as conn:
         assert conn.execute(select(table.c.claimed_by, table.c.claimed_until)).one() == (None, None)  # released
+
+
+def test_cohortly_rollup_is_held_by_a_trickling_receiver_only_boundedly(
+        engine, runner, monkeypatch, trickler, receiver):
+    from collector.cli import main
+
+    monkeypatch.setenv("COHORTLY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
+    site = collector_store.create_site(engine, "shop", [])
+    webhooks.create_webhook(engine, site["site_id"], trickler.url)
+    webhooks.create_webhook(engine, site["site_id"], receiver.url)
+    browse(engine, site["site_id"], "anon-1")
+
+    started = time.monotonic()
+    result = runner.invoke(main, ["rollup", "--now", "2026-01-05T14:00:00Z"])
+    took = time.monotonic() - started
+
+    assert result.exit_code == 0, result.output
+    assert took < webhooks.PASS_BUDGET_SECONDS + SLACK
+    assert "2 enters" in result.output  # the rollup's own report
+    assert "webhooks: 2 delivered, 1 failed" in result.output
+    assert len(receiver.accepted()) == 2 and len(trickler.requests) == 1
+
+
+def test_a_bad_allow_setting_is_one_clear_line(engine, runner, monkeypatch):
+    from collector.cli import main
+
+    monkeypatch.setenv("COHORTLY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/33")
+    result = runner.invoke(main, ["rollup"])
+    assert result.exit_code == 1
+    assert "WEBHOOK_ALLOW_NETWORKS" in result.output and "Traceback" not in result.output
+
+
+def test_the_docs_state_the_bounds_the_code_keeps():
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).parents[2] / "docs" / "webhooks.md").read_text().split())
+    assert f"over within {webhooks.DELIVERY_SECONDS} s of wall-clock time" in text
+    assert f"returns within {webhooks.PASS_BUDGET_SECONDS} s" in text
+    assert f"never below {webhooks.MIN_DELIVERY_SECONDS} s" in text
+    assert f"its budget plus {webhooks.LEASE_SLACK_SECONDS} s" in text
+    assert "COHORTLY_WEBHOOK_ALLOW_NETWORKS" in text
