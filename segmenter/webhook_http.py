@@ -97,6 +97,8 @@ def resolve(host, port, timeout):
 
 def vet(host, port, allowed, timeout):
     """The vetted addresses of `host`; RefusedDestination when any of them may not be reached."""
+    if not host:
+        raise DeliveryError("bad_url")
     addresses = resolve(host, port, timeout)
     if not addresses or any(is_refused(sockaddr[0].split("%", 1)[0], allowed) for _family, sockaddr in addresses):
         raise RefusedDestination(host)
