@@ -190,3 +190,56 @@ def test_a_members_cursor_holding_a_nul_is_refused(client, site):
                           headers=bearer(site["api_key"]))
     assert response.status_code == 422
     assert response.json["error"]["fields"] == {"cursor": ["Not a cursor of this API."]}
+
+
+@pytest.fixture
+def empty_database_url(tmp_path):
+    """An empty database of the test's own (a SQLite file, or a fresh PostgreSQL schema), no tables yet."""
+    import uuid
+    from urllib.parse import quote
+
+    from sqlalchemy import text
+
+    from collector.db import make_engine
+    from tests.conftest import BACKEND, PG_URL
+
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    schema = f"cohortly_mig_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_the_upgrade_keeps_only_a_class_of_old_errors(empty_database_url):
+    from collector import store as collector_store
+    from collector.db import make_engine, upgrade
+
+    engine = make_engine(empty_database_url)
+    upgrade(engine, "0004")
+    site = collector_store.create_site(engine, "shop", [])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO webhooks (id, site_id, url, changes, secret, cursor, created_at) "
+            f"VALUES (1, {site['site_id']}, 'http://x.example/', '[\"enter\"]', 's', 0, 0)")
+        conn.exec_driver_sql(
+            "INSERT INTO membership_changes (id, site_id, segment, profile_id, change, at, detected_at, reason) "
+            f"VALUES (1, {site['site_id']}, 'active', 'a:1', 'enter', 0, 0, 'r'), "
+            f"(2, {site['site_id']}, 'active', 'a:2', 'enter', 0, 0, 'r'), "
+            f"(3, {site['site_id']}, 'active', 'a:3', 'enter', 0, 0, 'r')")
+        conn.exec_driver_sql(
+            "INSERT INTO webhook_deliveries (webhook_id, change_id, status, attempts, next_attempt_at, "
+            "last_status, last_error, created_at) VALUES "
+            "(1, 1, 'pending', 1, 0, NULL, 'URLError: <urlopen error [Errno 111] Connection refused>', 0), "
+            "(1, 2, 'pending', 1, 0, 500, 'HTTP 500', 0), "
+            "(1, 3, 'skipped', 0, 0, NULL, 'no marketing consent (the site requires it)', 0)")
+    upgrade(engine)
+    with engine.connect() as conn:
+        errors = conn.exec_driver_sql("SELECT last_error FROM webhook_deliveries ORDER BY change_id").scalars().all()
+    engine.dispose()
+    assert errors == ["delivery_error", "http_500", "no marketing consent (the site requires it)"]
