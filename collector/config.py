@@ -14,6 +14,8 @@ SETTINGS = {
     "SNIPPET_PATH": (None, "A second, neutral path the tracker is served at, e.g. /assets/site.js"),
     "STALE_AFTER": (3600, "Seconds after the last rollup when the API calls a segment stale"),
     "BAD_ROWS_KEEP": (10000, "Bad rows kept per site; older ones are dropped"),
+    "WEBHOOK_ALLOW_NETWORKS": (None, "Comma-separated networks webhooks may reach though not public, e.g. "
+                                     "127.0.0.0/8 for a receiver on this host; default: public addresses only"),
 }
 
 

@@ -161,7 +161,7 @@ def list_members(args, name):
     """Members by cursor, with what a message needs; `entered_since` filters."""
     _segment_or_404(name)
     after = members.decode_cursor(args["cursor"]) if args.get("cursor") else None
-    if args.get("cursor") and after is None:
+    if args.get("cursor") and (after is None or "\x00" in after):  # PostgreSQL text cannot hold a NUL
         raise APIError(422, "invalid_request", "The cursor is not valid.", {"cursor": ["Not a cursor of this API."]})
     since = to_ms(args["entered_since"]) if args.get("entered_since") else None
     settings = _exportable(name)

@@ -1,7 +1,7 @@
 """Marshmallow schemas of the segment API: query arguments and responses (they also make the OpenAPI document)."""
 from datetime import datetime, timezone
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 
 def iso(ms):
@@ -127,14 +127,24 @@ class VisitorSegmentsSchema(Schema):
     segments = fields.List(fields.String())
 
 
+def storable_text(value):
+    """Refuse what neither database can store: a NUL (PostgreSQL) or a lone surrogate (not UTF-8)."""
+    if "\x00" in value:
+        raise ValidationError("Contains a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Contains invalid unicode (a lone surrogate).") from None
+
+
 class WebhookCreateSchema(Schema):
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
-                     validate=validate.Length(max=2000))
-    segments = fields.List(fields.String(), load_default=None,
+                     validate=[storable_text, validate.Length(max=2000)])
+    segments = fields.List(fields.String(validate=storable_text), load_default=None,
                            metadata={"description": "Segment names; omitted: every segment"})
     changes = fields.List(fields.String(validate=validate.OneOf(("enter", "exit"))),
                           load_default=("enter", "exit"), validate=validate.Length(min=1))
-    secret = fields.String(validate=validate.Length(16, 200),
+    secret = fields.String(validate=[storable_text, validate.Length(16, 200)],
                            metadata={"description": "HMAC secret; omitted: one is made and shown once"})
 
 

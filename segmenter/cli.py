@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from collector import store as collector_store
 from segmenter import rollup as rollup_lib
-from segmenter import exports, members, privacy, rules, store, webhooks
+from segmenter import exports, members, privacy, rules, store, webhook_http, webhooks
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
 
@@ -18,9 +18,21 @@ def _engine():
     """The configured engine, disposed when the command ends."""
     from collector import create_app
 
-    engine = create_app().extensions["cohortly_engine"]
-    click.get_current_context().call_on_close(engine.dispose)
+    app = create_app()
+    engine = app.extensions["cohortly_engine"]
+    context = click.get_current_context()
+    context.call_on_close(engine.dispose)
+    context.meta["cohortly.config"] = app.config
     return engine
+
+
+def _allowed_networks():
+    """The networks webhooks may reach though not public (COHORTLY_WEBHOOK_ALLOW_NETWORKS)."""
+    config = click.get_current_context().meta.get("cohortly.config", {})
+    try:
+        return webhook_http.allowed_networks(config.get("WEBHOOK_ALLOW_NETWORKS"))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _ready_engine():
@@ -103,6 +115,8 @@ def _report(summary, as_json):
 def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
     """Fold new events into profile facts and move profiles in and out of segments.
 
+    Then, once every site's rollup has committed, send the webhooks what is due: at most 20 s a pass.
+
     Example: cohortly rollup --every 60
     """
     engine = _ready_engine()
@@ -111,6 +125,7 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
         _show_status(engine, site_id, limit, as_json)
         return
     now = _parse_now(now_text)
+    allowed = _allowed_networks()
     try:
         while True:
             started = time.monotonic()
@@ -118,7 +133,7 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
                                               progress=None if as_json else _progress)
             for summary in summaries:
                 _report(summary, as_json)
-            _deliver_webhooks(engine, now)
+            _deliver_webhooks(engine, now, allowed)  # after every site's rollup has committed
             _purge_quietly(engine, now if now is not None else collector_store.now_ms())
             if every is None:
                 if any(summary.status == "failed" for summary in summaries):
@@ -130,10 +145,11 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
         click.echo("Stopped.", err=True)
 
 
-def _deliver_webhooks(engine, now):
-    """Send the new enters and exits to the webhooks; a problem there never fails the rollup."""
+def _deliver_webhooks(engine, now, allowed):
+    """Send the new enters and exits to the webhooks, within webhooks.PASS_BUDGET_SECONDS; a problem
+    there never fails the rollup."""
     try:
-        delivered = webhooks.deliver(engine, now if now is not None else collector_store.now_ms())
+        delivered = webhooks.deliver(engine, now if now is not None else collector_store.now_ms(), allowed)
     except Exception as err:  # noqa: BLE001 - deliveries must never break the rollup job
         click.echo(f"webhooks: delivery pass failed: {err.__class__.__name__}: {err}", err=True)
         return

@@ -205,6 +205,9 @@ class Webhook(Base):
     secret: Mapped[str] = mapped_column(String(200))  # kept to sign with (HMAC needs it)
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # A delivery pass's lease (wall-clock ms): only its holder POSTs this webhook's changes.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class WebhookDelivery(Base):

@@ -1,11 +1,13 @@
 """Webhook registration, delivery log and resync under /api/v1/webhooks (API key)."""
-from flask import g
+import json
+
+from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from collector import store as collector_store
 from collector.db import get_engine
 from collector.errors import APIError
-from segmenter import rules, webhooks
+from segmenter import rules, webhook_http, webhooks
 from segmenter.api import reject_nul, require_api_key
 from segmenter.api_schemas import (
     DeliveryListSchema, DeliveryQuery, ResyncResultSchema, ResyncSchema, WebhookCreateSchema, WebhookListSchema,
@@ -17,6 +19,25 @@ bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
 bp.before_request(require_api_key)
 bp.before_request(reject_nul)
 MAX_WEBHOOK_ID = 2**31 - 1
+
+
+@bp.before_request
+def reject_deep_json():
+    """A body nested past what the JSON parser recurses into is invalid, not a 500."""
+    if request.method != "POST":
+        return
+    try:
+        json.loads(request.get_data(cache=True) or b"null")
+    except RecursionError:
+        raise APIError(422, "invalid_request", "The JSON body is nested too deeply.",
+                       {"json": ["Nested too deeply."]}) from None
+    except ValueError:
+        pass  # not JSON: the arguments' parser answers that
+
+
+def allowed_networks():
+    """The app's WEBHOOK_ALLOW_NETWORKS as networks."""
+    return webhook_http.allowed_networks(current_app.config.get("WEBHOOK_ALLOW_NETWORKS"))
 
 
 def _or_404(call, *args):
@@ -36,6 +57,12 @@ def create(args):
     unknown = sorted(set(args["segments"] or ()) - set(rules.RULES_BY_NAME))
     if unknown:
         raise APIError(422, "invalid_request", "Unknown segments.", {"segments": unknown})
+    try:
+        webhook_http.check_url(args["url"], allowed_networks())
+    except webhook_http.RefusedDestination:
+        raise APIError(422, "invalid_request", "Webhooks may only reach public addresses.", {"url": [
+            "The host is or resolves to a loopback, private, link-local, multicast, reserved or unspecified "
+            "address (the instance's own network); COHORTLY_WEBHOOK_ALLOW_NETWORKS can allow such networks."]}) from None
     return webhooks.create_webhook(get_engine(), g.api_site["id"], args["url"], args["segments"],
                                    args["changes"], args.get("secret"))
 

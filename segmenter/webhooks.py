@@ -1,25 +1,27 @@
 """Webhooks: queue each enter/exit for the receivers that want it, deliver signed, retry with backoff.
 
-Run after each rollup (`deliver(engine, now)`); a delivery problem is recorded, never raised, and a pass
-stops at its time budget, so webhooks never block or break a rollup. Per webhook, changes go out in
+Run after each rollup has committed (`deliver(engine, now)`); a delivery problem is recorded as a short
+error class, never raised. A pass is bounded by wall-clock time (PASS_BUDGET_SECONDS, each delivery at
+most DELIVERY_SECONDS), webhooks take turns so one slow receiver cannot starve the others, and a lease
+per webhook keeps two concurrent passes from sending the same change. Per webhook, changes go out in
 change order; the first failure backs the whole webhook off. `{webhook id}-{change id}` is the
-idempotency key: a resync or a retry sends the same key again.
+idempotency key: a resync or a retry sends the same key again. Network rules: webhook_http.
 """
+import functools
 import hashlib
 import hmac
 import json
 import random
 import secrets
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 
 from collector import store as collector_store
+from collector.db import write_engine
 from collector.dialects import insert_ignoring_duplicates
-from segmenter import models, privacy, store
+from segmenter import models, privacy, store, webhook_http
 from segmenter.api_schemas import iso, iso_times
 
 webhooks = models.Webhook.__table__
@@ -31,8 +33,10 @@ STATUSES = ("pending", "delivered", "failed", "skipped")
 MAX_ATTEMPTS = 12
 FIRST_RETRY_MS = 10_000
 LONGEST_RETRY_MS = 3_600_000
-TIMEOUT_SECONDS = 5
-PASS_BUDGET_SECONDS = 20
+DELIVERY_SECONDS = 5  # one whole delivery: DNS, connect, TLS, request, status and headers
+MIN_DELIVERY_SECONDS = 1  # a fair share of a pass is never cut below this
+PASS_BUDGET_SECONDS = 20  # a pass returns within this (plus its own database work)
+LEASE_SLACK_SECONDS = 30  # a lease outlives its pass by this, then a crashed pass's webhooks are free
 BATCH = 200
 USER_AGENT = "Cohortly-Webhooks/1"
 
@@ -96,7 +100,7 @@ def payload(webhook_id, change, person):
 def create_webhook(engine, site_id, url, segments=None, changes_wanted=CHANGES, secret=None):
     """Register a receiver; it gets the changes made from now on. Returns it with its secret."""
     secret = secret or "whsec_" + secrets.token_urlsafe(24)
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         cursor = conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)).where(changes.c.site_id == site_id))
         hook_id = conn.execute(insert(webhooks).values(
             site_id=site_id, url=url, segments=list(segments) if segments else None,
@@ -129,7 +133,7 @@ def get_webhook(engine, site_id, hook_id):
 
 def delete_webhook(engine, site_id, hook_id):
     """Remove a webhook and its delivery log."""
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         found = conn.execute(delete(webhooks).where(webhooks.c.site_id == site_id, webhooks.c.id == hook_id)).rowcount
     if not found:
         raise UnknownWebhook(hook_id)
@@ -170,7 +174,7 @@ def resync(engine, site_id, hook_id, since, now):
     Returns how many deliveries were queued.
     """
     get_webhook(engine, site_id, hook_id)
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         hook = conn.execute(select(webhooks).where(webhooks.c.id == hook_id)).mappings().one()
         wanted = _wanted(hook, since, hook["cursor"])
         replayed = conn.execute(
@@ -211,7 +215,7 @@ def _queue(conn, hook, above, up_to, now, due_at=None):
 def queue_changes(engine, now):
     """Queue the changes made since each webhook's cursor; returns how many deliveries were queued."""
     queued = 0
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         hooks = conn.execute(select(webhooks)).mappings().all()
         for hook in hooks:
             newest = conn.scalar(select(func.max(changes.c.id)).where(changes.c.site_id == hook["site_id"]))
@@ -231,73 +235,119 @@ class DeliveryPass:
     failed: int = 0
     skipped: int = 0
     deferred: list = field(default_factory=list)
+    busy: list = field(default_factory=list)  # webhooks another pass holds
 
 
-def post_json(url, body, headers, timeout=TIMEOUT_SECONDS):
-    """POST `body`; returns (status, error text or None). Never raises."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, None
-    except urllib.error.HTTPError as err:
-        return err.code, f"HTTP {err.code}"
-    except (OSError, ValueError) as err:
-        return None, f"{err.__class__.__name__}: {err}"[:500]
+def deliver(engine, now, allowed=(), send=None, budget_seconds=PASS_BUDGET_SECONDS, clock=time.monotonic):
+    """Queue new changes, then send what is due, in change order per webhook, within `budget_seconds`.
 
-
-def deliver(engine, now, send=post_json, budget_seconds=PASS_BUDGET_SECONDS, clock=time.monotonic):
-    """Queue new changes, then send what is due, webhook by webhook in change order.
-
-    `now` (epoch ms) schedules retries, so backfills and tests control time; the wall clock only
-    bounds how long this pass may take.
+    Webhooks take turns (round-robin, one delivery each per round), and each delivery gets at most
+    DELIVERY_SECONDS and its fair part of what is left of the pass, so slow receivers cannot use up
+    the other sites' time; a failure backs its webhook off until its retry. A pass leases each
+    webhook before its first POST (committed first), so concurrent passes never send a change twice.
+    `now` (epoch ms) schedules retries, so backfills and tests control time; the wall clock bounds
+    the pass. `allowed`: networks webhooks may reach though not public (webhook_http.allowed_networks).
+    `send(url, body, headers, timeout)` -> (status, error class) replaces the HTTP POST in tests.
     """
+    if send is None:
+        send = functools.partial(webhook_http.post, allowed=allowed)
     result = DeliveryPass(queued=queue_changes(engine, now))
     deadline = clock() + budget_seconds
-    with engine.connect() as conn:
-        hooks = conn.execute(select(webhooks).order_by(webhooks.c.id)).mappings().all()
-    for hook in hooks:
-        if clock() > deadline:
-            break
-        _deliver_hook(engine, dict(hook), now, send, deadline, clock, result)
+    token = secrets.token_hex(8)
+    held = []
+    try:
+        turn = _hooks_due(engine, now)
+        while turn and clock() < deadline:
+            again = []
+            for position, hook in enumerate(turn):
+                left = deadline - clock()
+                if left <= 0:
+                    break
+                if hook["id"] not in held:
+                    if not _claim(engine, hook["id"], token, left):
+                        result.busy.append(hook["id"])
+                        continue
+                    held.append(hook["id"])
+                fair = max(MIN_DELIVERY_SECONDS, left / (len(turn) - position))
+                if _deliver_next(engine, hook, now, send, min(DELIVERY_SECONDS, fair, left), result):
+                    again.append(hook)
+            turn = again
+    finally:
+        _release(engine, held, token)
     return result
 
 
-def _deliver_hook(engine, hook, now, send, deadline, clock, result):
-    settings = store.site_settings(engine, hook["site_id"])
-    while clock() <= deadline:
-        with engine.connect() as conn:
-            due = _due(conn, hook["id"])
-        if not due:
-            return
-        if due[0]["next_attempt_at"] > now:
-            result.deferred.append(hook["id"])
-            return
-        for item in due:
-            if clock() > deadline:
-                return
-            if not privacy.consented(settings, item["traits"]):
-                _skip(engine, item, "no marketing consent (the site requires it)")
-                result.skipped += 1
-                continue
-            body = json.dumps(payload(hook["id"], item, item), separators=(",", ":")).encode()
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                "Idempotency-Key": idempotency_key(hook["id"], item["change_id"]),
-                "X-Cohortly-Signature": sign(hook["secret"], now // 1000, body),
-                "X-Cohortly-Attempt": str(item["attempts"] + 1),
-            }
-            status, error = send(hook["url"], body, headers)
-            ok = status is not None and 200 <= status < 300
-            _record(engine, item, ok, status, error, now)
-            if ok:
-                result.delivered += 1
-            else:
-                result.failed += 1
-                return  # keep this webhook's order: back off before its later changes
+def _hooks_due(engine, now):
+    """The webhooks with a due delivery, the longest-waiting first (so a pass cut short serves the
+    others first next time), with their site's settings."""
+    with engine.connect() as conn:
+        waiting = (
+            select(deliveries.c.webhook_id, func.min(deliveries.c.next_attempt_at).label("due"))
+            .where(deliveries.c.status == "pending")
+            .group_by(deliveries.c.webhook_id)
+            .having(func.min(deliveries.c.next_attempt_at) <= now)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(webhooks).join(waiting, waiting.c.webhook_id == webhooks.c.id).order_by(waiting.c.due, webhooks.c.id)
+        ).mappings().all()
+    settings = {site_id: store.site_settings(engine, site_id) for site_id in {row["site_id"] for row in rows}}
+    return [{**row, "settings": settings[row["site_id"]]} for row in rows]
 
 
-def _due(conn, hook_id):
+def _claim(engine, hook_id, token, seconds):
+    """Lease a webhook for this pass (committed before any POST); False when another pass holds it."""
+    wall = int(time.time() * 1000)
+    with write_engine(engine).begin() as conn:
+        return conn.execute(
+            update(webhooks)
+            .where(webhooks.c.id == hook_id,
+                   or_(webhooks.c.claimed_until.is_(None), webhooks.c.claimed_until < wall))
+            .values(claimed_by=token, claimed_until=wall + int((seconds + LEASE_SLACK_SECONDS) * 1000))
+        ).rowcount == 1
+
+
+def _release(engine, hook_ids, token):
+    if not hook_ids:
+        return
+    with write_engine(engine).begin() as conn:
+        conn.execute(update(webhooks).where(webhooks.c.id.in_(hook_ids), webhooks.c.claimed_by == token)
+                     .values(claimed_by=None, claimed_until=None))
+
+
+def _deliver_next(engine, hook, now, send, timeout, result):
+    """Send the webhook's next due change; True when it may send another in this pass."""
+    with engine.connect() as conn:
+        due = _due(conn, hook["id"], limit=1)
+    if not due:
+        return False
+    item = due[0]
+    if item["next_attempt_at"] > now:
+        result.deferred.append(hook["id"])
+        return False
+    if not privacy.consented(hook["settings"], item["traits"]):
+        _skip(engine, item, "no marketing consent (the site requires it)")
+        result.skipped += 1
+        return True
+    body = json.dumps(payload(hook["id"], item, item), separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Idempotency-Key": idempotency_key(hook["id"], item["change_id"]),
+        "X-Cohortly-Signature": sign(hook["secret"], now // 1000, body),
+        "X-Cohortly-Attempt": str(item["attempts"] + 1),
+    }
+    status, error = send(hook["url"], body, headers, timeout)
+    ok = status is not None and 200 <= status < 300
+    _record(engine, item, ok, status, None if ok else (error or f"http_{status}"), now)
+    if ok:
+        result.delivered += 1
+    else:
+        result.failed += 1  # and keep this webhook's order: it backs off before its later changes
+    return ok
+
+
+def _due(conn, hook_id, limit=BATCH):
     query = (
         select(
             deliveries.c.id.label("delivery_id"), deliveries.c.attempts, deliveries.c.next_attempt_at,
@@ -309,13 +359,13 @@ def _due(conn, hook_id):
         .outerjoin(facts, and_(facts.c.site_id == changes.c.site_id, facts.c.profile_id == changes.c.profile_id))
         .where(deliveries.c.webhook_id == hook_id, deliveries.c.status == "pending")
         .order_by(deliveries.c.change_id)
-        .limit(BATCH)
+        .limit(limit)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def _skip(engine, item, why):
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         conn.execute(update(deliveries).where(deliveries.c.id == item["delivery_id"])
                      .values(status="skipped", last_error=why))
 
@@ -328,7 +378,7 @@ def _record(engine, item, ok, status, error, now):
         values = {"status": "failed", "last_error": error}
     else:
         values = {"next_attempt_at": now + retry_delay(attempts), "last_error": error}
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         conn.execute(update(deliveries).where(deliveries.c.id == item["delivery_id"])
                      .values(attempts=attempts, last_status=status, **values))
         if not ok:

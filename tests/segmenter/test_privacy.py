@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from collector import store as collector_store
 from collector.cli import main
 from collector.models import Base, Event
-from segmenter import models, privacy, webhooks
+from segmenter import models, privacy, webhook_http, webhooks
 from segmenter.rollup import run_rollup
 from segmenter.rules import DAY, HOUR
 from segmenter.store import configure_site
@@ -60,7 +60,8 @@ def count(engine, table, **where):
         return conn.scalar(query)
 
 
-def test_erasure_leaves_no_row_anywhere(client, engine, site):
+def test_erasure_leaves_no_row_anywhere(app, client, engine, site):
+    app.config["WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"  # the receiver's host
     receiver = Receiver()  # never started: deliveries stay pending
     client.post("/api/v1/webhooks", json={"url": receiver.url}, headers=bearer(site["api_key"]))
     ann_and_bob(engine, site["site_id"])
@@ -181,7 +182,8 @@ def test_purge_under_concurrent_ingestion_loses_no_new_event(live_collector):
     assert not any(mid.startswith("m-") for mid in stored)
 
 
-def test_consent_required_keeps_members_countable_but_out_of_exports_and_webhooks(client, engine, site):
+def test_consent_required_keeps_members_countable_but_out_of_exports_and_webhooks(app, client, engine, site):
+    app.config["WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"  # the receiver's host
     receiver = Receiver()
     receiver.start()
     try:
@@ -199,7 +201,7 @@ def test_consent_required_keeps_members_countable_but_out_of_exports_and_webhook
         assert [m["profile_id"] for m in listed] == ["u:yes"]
         exported = client.get("/api/v1/segments/browsers/members.ndjson", headers=bearer(site["api_key"])).get_data(as_text=True)
         assert "u:yes" in exported and "u:no" not in exported
-        result = webhooks.deliver(engine, NOW)
+        result = webhooks.deliver(engine, NOW, webhook_http.allowed_networks("127.0.0.0/8"))
         assert (result.delivered, result.skipped) == (1, 1)
         assert [body["profile_id"] for body in receiver.accepted()] == ["u:yes"]
     finally:

@@ -1,17 +1,27 @@
 """Webhooks against a real local HTTP receiver: signatures, outages, retries, idempotency keys, resync, API."""
+import functools
 import threading
 import time
 
 import pytest
 
 from collector import store as collector_store
-from segmenter import webhooks
+from segmenter import webhook_http, webhooks
 from segmenter.rollup import run_rollup
 from segmenter.rules import DAY, HOUR
 from tests.receiver import Receiver
 from tests.segmenter.helpers import T0, store, track
 
 NOW = T0 + 2 * HOUR
+LOOPBACK = "127.0.0.0/8"  # the receivers run on this host: allowed explicitly, as an operator would
+deliver = functools.partial(webhooks.deliver, allowed=webhook_http.allowed_networks(LOOPBACK))
+
+
+@pytest.fixture
+def app(app):
+    """The app, with COHORTLY_WEBHOOK_ALLOW_NETWORKS allowing receivers on this host."""
+    app.config["WEBHOOK_ALLOW_NETWORKS"] = LOOPBACK
+    return app
 
 
 def bearer(key):
@@ -43,7 +53,7 @@ def test_changes_arrive_signed_with_what_a_message_needs(client, engine, site, r
     assert hook["secret"].startswith("whsec_")
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
-    result = webhooks.deliver(engine, NOW)
+    result = deliver(engine, NOW)
     assert (result.queued, result.delivered, result.failed) == (1, 1, 0)
     [item] = receiver.received
     body = item["json"]
@@ -55,7 +65,7 @@ def test_changes_arrive_signed_with_what_a_message_needs(client, engine, site, r
     assert not webhooks.verify("whsec_wrong", signature, item["body"], NOW // 1000)
     assert not webhooks.verify(hook["secret"], signature, item["body"] + b" ", NOW // 1000)
     assert not webhooks.verify(hook["secret"], signature, item["body"], NOW // 1000 + 3600)  # too old
-    assert webhooks.deliver(engine, NOW).delivered == 0  # nothing twice
+    assert deliver(engine, NOW).delivered == 0  # nothing twice
 
 
 def test_a_receiver_down_for_a_while_gets_every_change_once_back(client, engine, site, receiver):
@@ -66,12 +76,12 @@ def test_a_receiver_down_for_a_while_gets_every_change_once_back(client, engine,
     run_rollup(engine, now=NOW)
     now = NOW
     for _ in range(3):  # three passes while it is down: each fails once and backs off
-        result = webhooks.deliver(engine, now)
+        result = deliver(engine, now)
         assert result.delivered == 0 and result.failed == 1
         now += 2 * HOUR
-    assert webhooks.deliver(engine, now - 2 * HOUR + 1).failed == 0  # still backing off: nothing sent
+    assert deliver(engine, now - 2 * HOUR + 1).failed == 0  # still backing off: nothing sent
     receiver.start()
-    result = webhooks.deliver(engine, now)
+    result = deliver(engine, now)
     assert result.delivered == 10  # 5 browsers + 5 active
     keys = [body["idempotency_key"] for body in receiver.accepted()]
     assert len(keys) == len(set(keys)) == 10
@@ -88,8 +98,8 @@ def test_a_retried_delivery_carries_the_same_idempotency_key(client, engine, sit
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
     receiver.statuses = [500]
-    assert webhooks.deliver(engine, NOW).failed == 1
-    assert webhooks.deliver(engine, NOW + HOUR).delivered == 1
+    assert deliver(engine, NOW).failed == 1
+    assert deliver(engine, NOW + HOUR).delivered == 1
     first, second = receiver.received
     assert (first["status"], second["status"]) == (500, 200)
     assert first["headers"]["Idempotency-Key"] == second["headers"]["Idempotency-Key"]
@@ -101,13 +111,13 @@ def test_resync_replays_from_a_cursor_with_the_same_keys(client, engine, site, r
     browse(engine, site["site_id"], "anon-1")
     browse(engine, site["site_id"], "anon-2")
     run_rollup(engine, now=NOW)
-    webhooks.deliver(engine, NOW)
+    deliver(engine, NOW)
     first_keys = [b["idempotency_key"] for b in receiver.accepted()]
     assert len(first_keys) == 2
     since = min(b["change_id"] for b in receiver.accepted())
     response = client.post(f"/api/v1/webhooks/{hook['id']}/resync", json={"since": since}, headers=bearer(site["api_key"]))
     assert response.status_code == 202 and response.json == {"queued": 1}
-    webhooks.deliver(engine, NOW)
+    deliver(engine, NOW)
     replayed = receiver.accepted()[2:]
     assert [b["idempotency_key"] for b in replayed] == first_keys[1:]
     everything = client.post(f"/api/v1/webhooks/{hook['id']}/resync", json={"since": 0}, headers=bearer(site["api_key"]))
@@ -118,9 +128,9 @@ def test_exits_arrive_when_a_window_closes(client, engine, site, receiver):
     register(client, site, receiver, segments=["browsers"], changes=["exit"])
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
-    assert webhooks.deliver(engine, NOW).delivered == 0  # only exits wanted
+    assert deliver(engine, NOW).delivered == 0  # only exits wanted
     run_rollup(engine, now=T0 + 8 * DAY)
-    webhooks.deliver(engine, T0 + 8 * DAY)
+    deliver(engine, T0 + 8 * DAY)
     [body] = receiver.accepted()
     assert (body["change"], body["segment"]) == ("exit", "browsers")
 
@@ -133,11 +143,11 @@ def test_a_slow_receiver_cannot_hold_a_pass_past_its_budget(client, engine, site
     receiver.delay = threading.Event()
     threading.Timer(1.5, receiver.delay.set).start()
     started = time.monotonic()
-    result = webhooks.deliver(engine, NOW, budget_seconds=1.0)
-    assert result.delivered == 1  # the first waited for the receiver; the budget stopped the rest
-    assert time.monotonic() - started < 5
+    result = deliver(engine, NOW, budget_seconds=1.0)
+    assert time.monotonic() - started < 3  # the 1 s budget is the whole pass's, the answer's wait included
+    assert (result.delivered, result.failed) == (0, 1)
     receiver.delay = None
-    assert webhooks.deliver(engine, NOW).delivered == 7
+    assert deliver(engine, NOW + HOUR).delivered == 8  # retried later
 
 
 def test_an_unreachable_url_is_recorded_not_raised(client, engine, site):
@@ -145,10 +155,11 @@ def test_an_unreachable_url_is_recorded_not_raised(client, engine, site):
     hook_id = response.json["id"]
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
-    result = webhooks.deliver(engine, NOW)
+    result = deliver(engine, NOW)
     assert result.failed == 1
     [failed] = [d for d in webhooks.delivery_log(engine, site["site_id"], hook_id) if d["attempts"]]
-    assert failed["last_error"] and failed["status"] == "pending" and failed["last_status"] is None
+    assert failed["status"] == "pending" and failed["last_status"] is None
+    assert failed["last_error"] == "connection_refused"  # a short class, never the exception's text
 
 
 def test_after_max_attempts_a_delivery_is_failed_and_the_rest_go_on(client, engine, site, receiver):
@@ -159,9 +170,9 @@ def test_after_max_attempts_a_delivery_is_failed_and_the_rest_go_on(client, engi
     receiver.statuses = [500] * webhooks.MAX_ATTEMPTS
     now = NOW
     for _ in range(webhooks.MAX_ATTEMPTS):
-        webhooks.deliver(engine, now)
+        deliver(engine, now)
         now += 2 * HOUR
-    result = webhooks.deliver(engine, now)
+    result = deliver(engine, now)
     assert result.delivered == 1
     statuses = sorted(d["status"] for d in webhooks.delivery_log(engine, site["site_id"], 1))
     assert statuses == ["delivered", "failed"]
@@ -210,7 +221,7 @@ def test_webhooks_are_isolated_between_sites(client, engine, site, receiver):
     assert client.get("/api/v1/webhooks", headers=bearer(other["api_key"])).json == {"webhooks": []}
     browse(engine, other["site_id"], "theirs")
     run_rollup(engine, now=NOW)
-    webhooks.deliver(engine, NOW)
+    deliver(engine, NOW)
     assert receiver.received == []  # the other site's changes never reach this site's webhook
 
 
