@@ -180,19 +180,6 @@ def purge_events(engine, site_id, now, batch=PURGE_BATCH, wait_seconds=LOCK_WAIT
                 return purged
 
 
-def export_allowed(settings, size):
-    """None when a segment of `size` members may be exported, else why not (the site's minimum k)."""
-    minimum = settings["min_export_size"]
-    if size < minimum:
-        return f"The segment has {size} members; this site exports segments of at least {minimum}."
-    return None
-
-
-def consented(settings, traits):
-    """True unless the site requires marketing consent and the traits do not hold `marketing_consent: true`."""
-    return not settings["require_consent"] or (traits or {}).get("marketing_consent") is True
-
-
 def erasure_count(engine, site_id):
     """How many erasures the site has served (the audit lines)."""
     with engine.connect() as conn:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, func, insert, literal, select, update
 
 from collector import store as collector_store
 from collector.dialects import insert_ignoring_duplicates
-from segmenter import models, privacy, store
+from segmenter import members, models, policy, store
 from segmenter.api_schemas import iso, iso_times
 
 webhooks = models.Webhook.__table__
@@ -264,6 +264,7 @@ def deliver(engine, now, send=post_json, budget_seconds=PASS_BUDGET_SECONDS, clo
 
 def _deliver_hook(engine, hook, now, send, deadline, clock, result):
     settings = store.site_settings(engine, hook["site_id"])
+    size = members.size_counter(engine, hook["site_id"], settings)
     while clock() <= deadline:
         with engine.connect() as conn:
             due = _due(conn, hook["id"])
@@ -275,8 +276,9 @@ def _deliver_hook(engine, hook, now, send, deadline, clock, result):
         for item in due:
             if clock() > deadline:
                 return
-            if not privacy.consented(settings, item["traits"]):
-                _skip(engine, item, "no marketing consent (the site requires it)")
+            why = policy.withheld(settings, size(item["segment"]), item["traits"])
+            if why:
+                _skip(engine, item, why)
                 result.skipped += 1
                 continue
             body = json.dumps(payload(hook["id"], item, item), separators=(",", ":")).encode()
