@@ -280,10 +280,12 @@ def export_profile(profile_id):
 @visitor_bp.arguments(VisitorQuery, location="query")
 @visitor_bp.response(200, VisitorSegmentsSchema)
 def my_segments(args):
-    """The segment names of one visitor, for on-site personalisation (write key; nothing else is shown)."""
+    """The segment names of one visitor, for on-site personalisation (write key; nothing else is shown).
+
+    An anonymous id linked to a user id shows that user's segments only when the link is verified (PRIVACY.md)."""
     site = authenticate({})
     engine = get_engine()
-    profile_id = store.resolve_profile_id(engine, site["id"], "a:" + args["anonymousId"])
+    profile_id = store.resolve_profile_id(engine, site["id"], "a:" + args["anonymousId"], verified_links_only=True)
     if profile_id is None:
         return {"segments": []}
     with engine.connect() as conn:

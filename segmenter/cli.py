@@ -186,6 +186,23 @@ def configure(site, assignments, unset):
         click.echo(f"{name} = {value}")
 
 
+@click.command("identity-secret")
+@click.argument("site")
+@click.option("--rotate", is_flag=True, help="Replace the secret: hashes made with the old one stop verifying.")
+def identity_secret(site, rotate):
+    """Print SITE's identity secret (made on first use) and turn identity verification on.
+
+    Your server sends each signed-in user's `userHash`: hex HMAC-SHA256 of the userId under this secret
+    (see PRIVACY.md). Keep it secret: whoever has it can link any user id.
+
+    Example: cohortly sites identity-secret shop
+    """
+    engine = _ready_engine()
+    secret = store.identity_secret(engine, _site(engine, site)["id"], rotate=rotate)
+    click.echo(secret)
+    click.echo("identity_verification = True (collectors pick it up within COHORTLY_SITE_CACHE_SECONDS)", err=True)
+
+
 def _messages(messages):
     if isinstance(messages, dict):
         return "; ".join(f"{name}: {' '.join(map(str, errors if isinstance(errors, list) else [errors]))}"
@@ -340,3 +357,4 @@ def register(main):
     main.add_command(profiles)
     main.add_command(purge)
     main.commands["sites"].add_command(configure)
+    main.commands["sites"].add_command(identity_secret)

@@ -62,7 +62,10 @@ def site_lock(engine, site_id, wait_seconds=LOCK_WAIT_SECONDS):
 
 def linked_ids(conn, site_id, any_id):
     """(user ids, anonymous ids) of the person behind `any_id`: the id itself taken both ways,
-    a `u:`/`a:` profile id, and every anonymous id linked to their user id."""
+    a `u:`/`a:` profile id, and every anonymous id linked to their user id.
+
+    From an anonymous id only a verified link is followed to a user id: anyone can claim any user id
+    for their own anonymous id (see PRIVACY.md, identity verification)."""
     users, anonymous = set(), set()
     if any_id.startswith("u:"):
         users.add(any_id[2:])
@@ -72,7 +75,7 @@ def linked_ids(conn, site_id, any_id):
         users.add(any_id)
         anonymous.add(any_id)
     users |= set(conn.scalars(select(identities.c.user_id).where(
-        identities.c.site_id == site_id, identities.c.anonymous_id.in_(anonymous))))
+        identities.c.site_id == site_id, identities.c.anonymous_id.in_(anonymous), identities.c.verified.is_(True))))
     anonymous |= set(conn.scalars(select(identities.c.anonymous_id).where(
         identities.c.site_id == site_id, identities.c.user_id.in_(users))))
     return users, anonymous

@@ -24,15 +24,20 @@ def bearer(key):
     return {"Authorization": f"Bearer {key}"}
 
 
+def verified(row):
+    """An event row whose userId came with a valid userHash (identity verification on)."""
+    return {**row, "user_verified": True}
+
+
 def ann_and_bob(engine, site_id):
-    """Ann browses on two devices, logs in on both and buys; Bob browses. Rolled up at NOW."""
+    """Ann browses on two devices, logs in (verified) on both and buys; Bob browses. Rolled up at NOW."""
     store(engine, site_id, [
         page(at=T0, anon="ann-phone"),
         track("Product Viewed", at=T0, anon="ann-phone", product_id="p1", name="Shoe"),
         track("Product Added", at=T0 + 10, anon="ann-phone", product_id="p1", price=20),
-        identify("ann@example.com", anon="ann-phone", at=T0 + 20, email="ann@example.com"),
+        verified(identify("ann@example.com", anon="ann-phone", at=T0 + 20, email="ann@example.com")),
         track("Product Viewed", at=T0 + 30, anon="ann-laptop", product_id="p2"),
-        identify("ann@example.com", anon="ann-laptop", at=T0 + 40),
+        verified(identify("ann@example.com", anon="ann-laptop", at=T0 + 40)),
         track("Order Completed", at=T0 + 50, anon="ann-laptop", user="ann@example.com", revenue=20),
         track("Product Viewed", at=T0, anon="bob", product_id="p1"),
         track("Product Viewed", at=T0 + 1, anon="bob", product_id="p2"),
