@@ -5,7 +5,7 @@ window arithmetic in rollup SQL is the same on SQLite and PostgreSQL.
 """
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid alias).
@@ -26,6 +26,8 @@ class Site(Base):
     origins: Mapped[list[Any]] = mapped_column(default=list)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    #: The HMAC key of identity verification (`cohortly sites identity-secret`); None until made.
+    identity_secret: Mapped[str | None] = mapped_column(String(64))
 
 
 class Event(Base):
@@ -68,6 +70,8 @@ class Event(Base):
     utm_content: Mapped[str | None] = mapped_column(String(200))
     timestamp: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[int] = mapped_column(BigInteger)
+    #: The userId came with a valid `userHash` on a site with identity verification on (collector/identity.py).
+    user_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class BadRow(Base):

@@ -10,7 +10,7 @@ import zlib
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from collector import messages, store
+from collector import identity, messages, store
 from collector.db import get_engine
 from collector.enrich import build_row, merge_envelope, redact, to_ms
 from collector.errors import APIError
@@ -136,6 +136,8 @@ def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
     for index, raw in enumerate(messages):
         try:
             message = _validate(raw, config["MAX_MESSAGE_BYTES"], shared_bytes)
+            merge_envelope(message, context, integrations)
+            verified = identity.verify(message, site)
         except APIError as err:
             fault = {"index": index, "code": err.code, "message": err.message}
             if err.fields:
@@ -143,8 +145,9 @@ def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
             rejected.append(fault)
             bad.append(({k: v for k, v in fault.items() if k != "index"}, redact(raw)))
             continue
-        merge_envelope(message, context, integrations)
-        rows.append(build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip))
+        row = build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip)
+        row["user_verified"] = verified
+        rows.append(row)
     store.store_messages(get_engine(), site["id"], rows, bad, received_at, config["BAD_ROWS_KEEP"])
     return len(rows), rejected
 

@@ -10,7 +10,7 @@ from collector.db import get_engine
 from collector.enrich import to_ms
 from collector.errors import APIError, error_response, http_error
 from collector.tracking import authenticate, cors_headers
-from segmenter import members, privacy, rules, store
+from segmenter import members, policy, privacy, rules, store
 from segmenter.api_schemas import (
     ChangePageSchema, ChangesQuery, ErasureSchema, ExportQuery, MemberPageSchema, MembersQuery, ProfileSchema,
     SegmentListSchema, SegmentSchema, VisitorQuery, VisitorSegmentsSchema,
@@ -168,16 +168,16 @@ def list_members(args, name):
     page = members.member_page(connection(), g.api_site["id"], name, after, args["limit"], since)
     cursor = members.encode_cursor(page[-1]["profile_id"]) if len(page) == args["limit"] else None
     # What MemberPageSchema would dump (a test holds the bodies equal), for less than half its cost.
-    shown = [member_record(row) for row in page if privacy.consented(settings, row["traits"])]
+    shown = [member_record(row) for row in policy.shown_members(settings, page)]
     return jsonify({"members": shown, "next_cursor": cursor})
 
 
-def _exportable(name):
+def _exportable(name, history=False):
     """The site's settings, once the segment may be listed: 403 under the site's minimum export size k."""
     settings = load_settings(g.api_site["settings"])
     # Counting past the minimum would make every member page cost a scan of the whole segment.
-    size = store.count_members(connection(), g.api_site["id"], name, up_to=settings["min_export_size"])
-    refusal = privacy.export_allowed(settings, size) if size else None
+    size = store.count_members(connection(), g.api_site["id"], name, up_to=policy.sizes_needed(settings))
+    refusal = policy.refusal(settings, size, history)
     if refusal:
         raise APIError(403, "segment_too_small", refusal)
     return settings
@@ -189,8 +189,7 @@ def _export(name, args, render, mimetype, extension):
     close_connection()  # the stream takes a short transaction per page of its own
     engine, site_id = get_engine(), g.api_site["id"]
     since = to_ms(args["entered_since"]) if args.get("entered_since") else None
-    rows = (row for row in members.stream_members(engine, site_id, name, since)
-            if privacy.consented(settings, row["traits"]))
+    rows = policy.shown_members(settings, members.stream_members(engine, site_id, name, since))
     response = Response(stream_with_context(in_blocks(render(rows))), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{extension}"'
     return response
@@ -216,11 +215,17 @@ def export_csv(args, name):
 @bp.arguments(ChangesQuery, location="query")
 @bp.response(200, ChangePageSchema)
 def list_changes(args, name):
-    """The enter/exit feed of a segment after the cursor `since`, oldest first."""
+    """The enter/exit feed of a segment after the cursor `since`, oldest first.
+
+    The site's policy applies as to member lists: 403 under k (also for an empty segment: the feed names past
+    members), and with `require_consent` the changes of profiles without consent are left out (the cursor
+    still moves past them)."""
     _segment_or_404(name)
-    with get_engine().connect() as conn:
-        page = members.change_page(conn, g.api_site["id"], args["since"], args["limit"], segment=name)
-    return {"changes": page, "next_cursor": page[-1]["id"] if page else args["since"]}
+    settings = _exportable(name, history=True)
+    conn = connection()
+    page = members.change_page(conn, g.api_site["id"], args["since"], args["limit"], segment=name)
+    shown = members.shown_changes(conn, g.api_site["id"], settings, page)
+    return {"changes": shown, "next_cursor": page[-1]["id"] if page else args["since"]}
 
 
 @bp.route("/profiles/<path:profile_id>")
@@ -275,10 +280,12 @@ def export_profile(profile_id):
 @visitor_bp.arguments(VisitorQuery, location="query")
 @visitor_bp.response(200, VisitorSegmentsSchema)
 def my_segments(args):
-    """The segment names of one visitor, for on-site personalisation (write key; nothing else is shown)."""
+    """The segment names of one visitor, for on-site personalisation (write key; nothing else is shown).
+
+    An anonymous id linked to a user id shows that user's segments only when the link is verified (PRIVACY.md)."""
     site = authenticate({})
     engine = get_engine()
-    profile_id = store.resolve_profile_id(engine, site["id"], "a:" + args["anonymousId"])
+    profile_id = store.resolve_profile_id(engine, site["id"], "a:" + args["anonymousId"], verified_links_only=True)
     if profile_id is None:
         return {"segments": []}
     with engine.connect() as conn:

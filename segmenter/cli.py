@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from collector import store as collector_store
 from segmenter import rollup as rollup_lib
-from segmenter import exports, members, privacy, rules, store, webhook_http, webhooks
+from segmenter import exports, members, policy, privacy, rules, store, webhook_http, webhooks
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
 
@@ -202,6 +202,23 @@ def configure(site, assignments, unset):
         click.echo(f"{name} = {value}")
 
 
+@click.command("identity-secret")
+@click.argument("site")
+@click.option("--rotate", is_flag=True, help="Replace the secret: hashes made with the old one stop verifying.")
+def identity_secret(site, rotate):
+    """Print SITE's identity secret (made on first use) and turn identity verification on.
+
+    Your server sends each signed-in user's `userHash`: hex HMAC-SHA256 of the userId under this secret
+    (see PRIVACY.md). Keep it secret: whoever has it can link any user id.
+
+    Example: cohortly sites identity-secret shop
+    """
+    engine = _ready_engine()
+    secret = store.identity_secret(engine, _site(engine, site)["id"], rotate=rotate)
+    click.echo(secret)
+    click.echo("identity_verification = True (collectors pick it up within COHORTLY_SITE_CACHE_SECONDS)", err=True)
+
+
 def _messages(messages):
     if isinstance(messages, dict):
         return "; ".join(f"{name}: {' '.join(map(str, errors if isinstance(errors, list) else [errors]))}"
@@ -230,14 +247,31 @@ def segments_list(site):
 @click.option("--limit", default=100, show_default=True)
 @click.option("--after", metavar="PROFILE_ID", help="Continue after this profile id.")
 def segments_members(site, segment, limit, after):
-    """Print the members of SEGMENT as JSON lines: profile, user id, email, since when, context."""
+    """Print the members of SEGMENT as JSON lines: profile, user id, email, since when, context.
+
+    The site's policy applies (PRIVACY.md): refused under min_export_size, without consent left out.
+    """
     engine = _ready_engine()
-    try:
-        found = store.segment_members(engine, _site(engine, site)["id"], segment, after=after, limit=limit)
-    except store.UnknownSegment:
-        raise click.ClickException(f"No segment named {segment!r}.") from None
-    for member in found:
-        click.echo(json.dumps(member))
+    if segment not in rules.RULES_BY_NAME:
+        raise click.ClickException(f"No segment named {segment!r}.")
+    site_id = _site(engine, site)["id"]
+    settings = _listable(engine, site_id, segment)
+    with engine.connect() as conn:
+        page = members.member_page(conn, site_id, segment, after=after, limit=min(limit, store.PAGE_MAX))
+    keep = ("profile_id", "user_id", "email", "traits", "entered_at", "context")
+    for member in policy.shown_members(settings, page):
+        click.echo(json.dumps({key: member[key] for key in keep}))
+
+
+def _listable(engine, site_id, segment):
+    """The site's settings, once its policy lets SEGMENT's members out (else a clear error)."""
+    settings = store.site_settings(engine, site_id)
+    with engine.connect() as conn:
+        size = store.count_members(conn, site_id, segment, up_to=policy.sizes_needed(settings))
+    refusal = policy.refusal(settings, size)
+    if refusal:
+        raise click.ClickException(refusal)
+    return settings
 
 
 @segments.command("export")
@@ -254,13 +288,8 @@ def segments_export(segment, site_name, format_, output):
     if segment not in rules.RULES_BY_NAME:
         raise click.ClickException(f"No segment named {segment!r}.")
     site_id = _one_site(engine, site_name)["id"]
-    settings = store.site_settings(engine, site_id)
-    size = next(s["members"] for s in store.list_segments(engine, site_id) if s["name"] == segment)
-    refusal = privacy.export_allowed(settings, size) if size else None
-    if refusal:
-        raise click.ClickException(refusal)
-    rows = (row for row in members.stream_members(engine, site_id, segment)
-            if privacy.consented(settings, row["traits"]))
+    settings = _listable(engine, site_id, segment)
+    rows = policy.shown_members(settings, members.stream_members(engine, site_id, segment))
     for line in exports.export_lines(rows, format_):
         output.write(line)
 
@@ -344,3 +373,4 @@ def register(main):
     main.add_command(profiles)
     main.add_command(purge)
     main.commands["sites"].add_command(configure)
+    main.commands["sites"].add_command(identity_secret)

@@ -6,6 +6,7 @@ from collector import store as collector_store
 from collector.db import get_engine
 from segmenter import charts, overview, store
 from segmenter.api_schemas import iso
+from segmenter.schemas import load_settings
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
 COOKIE = "cohortly_api_key"
@@ -31,7 +32,7 @@ def index():
     with engine.connect() as conn:
         history = overview.size_history(conn, site["id"])
         steps = overview.funnel(conn, site["id"])
-        recent = overview.recent_changes(conn, site["id"])
+        recent = overview.recent_changes(conn, site["id"], load_settings(site["settings"]))
         bad = overview.recent_bad_rows(conn, site["id"])
         runs = overview.recent_runs(conn, site["id"])
     segments = store.list_segments(engine, site["id"])

@@ -30,16 +30,25 @@ def ndjson_lines(rows):
         yield compact_json(member_record(row)) + "\n"
 
 
+#: What a spreadsheet takes as the start of a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell that no spreadsheet runs as a formula: text starting like one gets a leading `'` (OWASP)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def csv_lines(rows):
-    """Members as CSV lines, header first."""
+    """Members as CSV lines, header first; every cell safe from spreadsheet formula injection."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([
+        writer.writerow([csv_cell(cell) for cell in (
             row["profile_id"], row["user_id"] or "", row["email"] or "", " ".join(row["anonymous_ids"]),
             iso(row["entered_at"]), compact_json(iso_times(row["context"])),
-        ])
+        )])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -136,17 +136,30 @@ def _find_affected():
 
 @cache
 def _upsert_identities(dialect):
+    """The chunk's links into `identities`: the earliest link wins; a link is verified when a verified message
+    made it or linked the same two ids (so a verified identify also vouches for an older link of the pair)."""
+    link = fold_links.c
+    verified = or_(
+        exists().where(events.c.site_id == SITE, events.c.message_id == link.message_id, events.c.user_verified),
+        exists().where(events.c.site_id == SITE, events.c.anonymous_id == link.anonymous_id,
+                       events.c.user_id == link.user_id, events.c.user_verified),
+    )
     stmt = dialects.dialect_insert(dialect, identities)
     stmt = stmt.from_select(
-        ["site_id", "anonymous_id", "user_id", "linked_at", "message_id"],
-        select(SITE, fold_links.c.anonymous_id, fold_links.c.user_id, fold_links.c.linked_at,
-               fold_links.c.message_id).where(fold_links.c.anonymous_id.is_not(None)),
+        ["site_id", "anonymous_id", "user_id", "linked_at", "message_id", "verified"],
+        select(SITE, link.anonymous_id, link.user_id, link.linked_at, link.message_id, verified)
+        .where(link.anonymous_id.is_not(None)),
     )
-    new = stmt.excluded
+    new, old = stmt.excluded, identities.c
+    wins = aggregates.earlier(new.linked_at, new.message_id, old.linked_at, old.message_id)
+    same_user = new.user_id == old.user_id
     stmt = stmt.on_conflict_do_update(
         index_elements=["site_id", "anonymous_id"],
-        set_={"user_id": new.user_id, "linked_at": new.linked_at, "message_id": new.message_id},
-        where=aggregates.earlier(new.linked_at, new.message_id, identities.c.linked_at, identities.c.message_id),
+        set_={"user_id": case((wins, new.user_id), else_=old.user_id),
+              "linked_at": case((wins, new.linked_at), else_=old.linked_at),
+              "message_id": case((wins, new.message_id), else_=old.message_id),
+              "verified": or_(new.verified, and_(same_user, old.verified))},
+        where=or_(wins, and_(same_user, new.verified, old.verified.is_(False))),
     )
     return stmt
 

@@ -4,7 +4,7 @@ import json
 
 from sqlalchemy import Text, and_, cast, func, select
 
-from segmenter import models
+from segmenter import models, policy, store
 
 memberships = models.Membership.__table__
 facts = models.ProfileFact.__table__
@@ -83,6 +83,40 @@ def change_page(conn, site_id, since=0, limit=100, segment=None, profile_id=None
     if profile_id is not None:
         query = query.where(changes.c.profile_id == profile_id)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def shown_changes(conn, site_id, settings, page):
+    """The changes of `page` the site's policy lets out (see `segmenter.policy`): counts each segment up to k
+    and reads the profiles' traits only when the policy needs them."""
+    names = {change["segment"] for change in page}
+    up_to = policy.sizes_needed(settings)
+    sizes = {name: store.count_members(conn, site_id, name, up_to) if up_to > 1 else up_to for name in names}
+    traits = traits_of(conn, site_id, {change["profile_id"] for change in page}) if settings["require_consent"] else {}
+    return policy.shown_changes(settings, page, sizes, traits)
+
+
+def size_counter(engine, site_id, settings):
+    """segment -> its member count up to k (what `policy.withheld` needs), each counted once per counter."""
+    up_to, counted = policy.sizes_needed(settings), {}
+
+    def size(segment):
+        if segment not in counted:
+            with engine.connect() as conn:
+                counted[segment] = store.count_members(conn, site_id, segment, up_to) if up_to > 1 else up_to
+        return counted[segment]
+
+    return size
+
+
+def traits_of(conn, site_id, profile_ids):
+    """{profile_id: latest traits} of the given profiles (those without facts are left out)."""
+    found = {}
+    profile_ids = list(profile_ids)
+    for start in range(0, len(profile_ids), 500):
+        query = select(facts.c.profile_id, cast(facts.c.traits, Text)).where(
+            facts.c.site_id == site_id, facts.c.profile_id.in_(profile_ids[start:start + 500]))
+        found.update((profile_id, _decoded(traits)) for profile_id, traits in conn.execute(query))
+    return found
 
 
 def segments_of(conn, site_id, profile_ids):

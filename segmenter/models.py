@@ -6,7 +6,7 @@ Times are epoch milliseconds; money is in integer cents so that sums commute exa
 """
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from collector.models import Base, BigId, Event
@@ -29,6 +29,9 @@ class Identity(Base):
     user_id: Mapped[str] = mapped_column(String(200))
     linked_at: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[str] = mapped_column(String(200))
+    #: A verified message made this link (identity verification); only such a link is followed from an
+    #: anonymous id by the write key and by privacy requests.
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ProfileFact(Base):

@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from collector.models import BadRow
-from segmenter import models
+from segmenter import members, models
 
 facts = models.ProfileFact.__table__
 runs = models.RollupRun.__table__
@@ -44,10 +44,20 @@ def funnel(conn, site_id):
     return funnel_steps
 
 
-def recent_changes(conn, site_id, limit=15):
-    """The newest enters and exits."""
-    query = select(changes).where(changes.c.site_id == site_id).order_by(changes.c.id.desc()).limit(limit)
-    return [dict(row) for row in conn.execute(query).mappings()]
+def recent_changes(conn, site_id, settings, limit=15, scan=1000):
+    """The newest enters and exits the site's policy lets out (`segmenter.policy`), looked for among the newest
+    `scan` changes."""
+    shown, before, scanned = [], None, 0
+    while len(shown) < limit and scanned < scan:
+        query = select(changes).where(changes.c.site_id == site_id).order_by(changes.c.id.desc()).limit(100)
+        if before is not None:
+            query = query.where(changes.c.id < before)
+        page = [dict(row) for row in conn.execute(query).mappings()]
+        if not page:
+            break
+        shown += members.shown_changes(conn, site_id, settings, page)
+        before, scanned = page[-1]["id"], scanned + len(page)
+    return shown[:limit]
 
 
 def recent_bad_rows(conn, site_id, limit=10):

@@ -1,8 +1,10 @@
-"""Privacy requests and data lifecycle: erasure across linked ids, access exports, retention purges,
-and the consent and minimum-size rules of exports.
+"""Privacy requests and data lifecycle: erasure across linked ids, access exports, retention purges.
+(What may leave in member lists, exports, feeds and webhooks is `segmenter.policy`.)
 
 Erasures and purges take the site's rollup lock, so a rollup never folds rows that are being removed.
 """
+import json
+import re
 import time
 from contextlib import contextmanager
 
@@ -60,7 +62,10 @@ def site_lock(engine, site_id, wait_seconds=LOCK_WAIT_SECONDS):
 
 def linked_ids(conn, site_id, any_id):
     """(user ids, anonymous ids) of the person behind `any_id`: the id itself taken both ways,
-    a `u:`/`a:` profile id, and every anonymous id linked to their user id."""
+    a `u:`/`a:` profile id, and every anonymous id linked to their user id.
+
+    From an anonymous id only a verified link is followed to a user id: anyone can claim any user id
+    for their own anonymous id (see PRIVACY.md, identity verification)."""
     users, anonymous = set(), set()
     if any_id.startswith("u:"):
         users.add(any_id[2:])
@@ -70,7 +75,7 @@ def linked_ids(conn, site_id, any_id):
         users.add(any_id)
         anonymous.add(any_id)
     users |= set(conn.scalars(select(identities.c.user_id).where(
-        identities.c.site_id == site_id, identities.c.anonymous_id.in_(anonymous))))
+        identities.c.site_id == site_id, identities.c.anonymous_id.in_(anonymous), identities.c.verified.is_(True))))
     anonymous |= set(conn.scalars(select(identities.c.anonymous_id).where(
         identities.c.site_id == site_id, identities.c.user_id.in_(users))))
     return users, anonymous
@@ -85,14 +90,59 @@ def _profile_ids(users, anonymous):
     return [f"u:{user}" for user in users] + [f"a:{anon}" for anon in anonymous]
 
 
-def _bad_row_filter(users, anonymous):
-    """Bad rows whose raw message names one of the ids as a JSON string."""
-    needles = [f'%"{_escape_like(ident)}"%' for ident in users | anonymous]
-    return or_(*(bad_rows.c.payload.like(needle, escape="\\") for needle in needles))
+ID_FIELDS = ("userId", "anonymousId", "previousId")
 
 
-def _escape_like(text):
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _bad_row_ids(conn, site_id, users, anonymous):
+    """Ids of the site's bad rows whose message names one of the ids (its userId, anonymousId or previousId,
+    compared exactly as text; a number counts as its JSON spelling).
+
+    Matched in Python over the site's bad rows (at most BAD_ROWS_KEEP): SQL LIKE is case-insensitive on SQLite,
+    and the stored JSON escapes non-ASCII and quotes, so no pattern matches exactly on both databases.
+    """
+    wanted = users | anonymous
+    if not wanted:
+        return []
+    # A cheap exact pre-check: a stored payload that names an id holds its JSON spelling (ASCII-escaped).
+    needles = [json.dumps(ident, ensure_ascii=True)[1:-1] for ident in wanted]
+    query = select(bad_rows.c.id, bad_rows.c.payload).where(bad_rows.c.site_id == site_id).order_by(bad_rows.c.id)
+    found = []
+    for row_id, payload in conn.execute(query.execution_options(yield_per=500)):
+        if any(needle in payload for needle in needles) and _names_any(payload, wanted):
+            found.append(row_id)
+    return found
+
+
+def _names_any(payload, wanted):
+    try:
+        message = json.loads(payload)
+    except ValueError:  # cut at PAYLOAD_KEEP (or not JSON): read the id fields it still holds
+        return any(_as_id(_loaded(value)) in wanted for value in _ID_VALUE.findall(payload))
+    return isinstance(message, dict) and any(_as_id(message.get(name)) in wanted for name in ID_FIELDS)
+
+
+# `"userId": <a JSON string or number>` as json.dumps writes it.
+_ID_VALUE = re.compile(r'"(?:userId|anonymousId|previousId)": ("(?:[^"\\]|\\.)*"|-?\d[\d.eE+-]*)(?=[,}])')
+
+
+def _loaded(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _as_id(value):
+    """An id field's value as the text an accepted message would store (numbers as their JSON spelling)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return json.dumps(value)
+    return None
+
+
+def _bad_row_filter(conn, site_id, users, anonymous):
+    return bad_rows.c.id.in_(_bad_row_ids(conn, site_id, users, anonymous))
 
 
 def erase_profile(engine, site_id, any_id, now):
@@ -116,7 +166,7 @@ def erase_profile(engine, site_id, any_id, now):
             identities.c.site_id == site_id,
             or_(identities.c.user_id.in_(users), identities.c.anonymous_id.in_(anonymous)))).rowcount
         counts["bad_rows"] = conn.execute(delete(bad_rows).where(
-            bad_rows.c.site_id == site_id, _bad_row_filter(users, anonymous))).rowcount
+            bad_rows.c.site_id == site_id, _bad_row_filter(conn, site_id, users, anonymous))).rowcount
         if not any(counts.values()):
             raise UnknownProfile(any_id)
         conn.execute(insert(erasures).values(site_id=site_id, erased_at=now, counts=counts))
@@ -131,7 +181,7 @@ def profile_records(engine, site_id, any_id):
         queries = [
             (identities, or_(identities.c.user_id.in_(users), identities.c.anonymous_id.in_(anonymous))),
             *((table, table.c.profile_id.in_(profiles)) for table in reversed(PROFILE_TABLES)),
-            (bad_rows, _bad_row_filter(users, anonymous)),
+            (bad_rows, _bad_row_filter(conn, site_id, users, anonymous)),
         ]
         found = 0
         for table, where in queries:
@@ -178,19 +228,6 @@ def purge_events(engine, site_id, now, batch=PURGE_BATCH, wait_seconds=LOCK_WAIT
             purged += deleted
             if deleted < batch:
                 return purged
-
-
-def export_allowed(settings, size):
-    """None when a segment of `size` members may be exported, else why not (the site's minimum k)."""
-    minimum = settings["min_export_size"]
-    if size < minimum:
-        return f"The segment has {size} members; this site exports segments of at least {minimum}."
-    return None
-
-
-def consented(settings, traits):
-    """True unless the site requires marketing consent and the traits do not hold `marketing_consent: true`."""
-    return not settings["require_consent"] or (traits or {}).get("marketing_consent") is True
 
 
 def erasure_count(engine, site_id):

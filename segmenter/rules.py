@@ -129,6 +129,8 @@ SETTINGS = (
     Setting("require_consent", False, "flag", 0, 1,
             "Exports, member lists and webhooks leave out profiles without the trait `marketing_consent: true`"),
     Setting("min_export_size", 1, "count", 1, 1_000_000, "Exports of segments with fewer members are refused (k)"),
+    Setting("identity_verification", False, "flag", 0, 1,
+            "A userId links and changes a profile only with its `userHash` (`cohortly sites identity-secret`)"),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -43,6 +43,20 @@ def configure_site(engine, site_id, assignments=None, unset=()):
     return load_settings(stored)
 
 
+def identity_secret(engine, site_id, rotate=False):
+    """The site's identity secret, made when it has none (or `rotate`), with identity verification turned on."""
+    from collector.identity import new_secret
+
+    sites = collector_store.sites
+    with engine.begin() as conn:
+        secret = conn.scalar(select(sites.c.identity_secret).where(sites.c.id == site_id))
+        if secret is None or rotate:
+            secret = new_secret()
+            conn.execute(sites.update().where(sites.c.id == site_id).values(identity_secret=secret))
+    configure_site(engine, site_id, {"identity_verification": "true"})
+    return secret
+
+
 def describe_settings(settings):
     """Settings as text, the way they are written (`2h`, `7d`, `10`)."""
     return settings_schema.dump(settings)
@@ -123,8 +137,9 @@ def changes_since(engine, site_id, since=0, limit=100, segment=None):
         return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def resolve_profile_id(engine, site_id, any_id):
-    """The profile id for `u:...`/`a:...`, a user id or an anonymous id (following its link)."""
+def resolve_profile_id(engine, site_id, any_id, verified_links_only=False):
+    """The profile id for `u:...`/`a:...`, a user id or an anonymous id (following its link; with
+    `verified_links_only`, only a verified one: what the public write key may follow)."""
     with engine.connect() as conn:
         if any_id.startswith(("u:", "a:")):
             candidates = [any_id]
@@ -134,9 +149,10 @@ def resolve_profile_id(engine, site_id, any_id):
             if conn.scalar(select(facts.c.profile_id).where(facts.c.site_id == site_id, facts.c.profile_id == candidate)):
                 return candidate
         anonymous = any_id[2:] if any_id.startswith("a:") else any_id
-        user = conn.scalar(
-            select(identities.c.user_id).where(identities.c.site_id == site_id, identities.c.anonymous_id == anonymous)
-        )
+        link = select(identities.c.user_id).where(identities.c.site_id == site_id, identities.c.anonymous_id == anonymous)
+        if verified_links_only:
+            link = link.where(identities.c.verified.is_(True))
+        user = conn.scalar(link)
     return None if user is None else "u:" + user
 
 

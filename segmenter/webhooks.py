@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from collector import store as collector_store
 from collector.db import write_engine
 from collector.dialects import insert_ignoring_duplicates
-from segmenter import models, privacy, store, webhook_http
+from segmenter import members, models, policy, store, webhook_http
 from segmenter.api_schemas import iso, iso_times
 
 webhooks = models.Webhook.__table__
@@ -292,7 +292,8 @@ def _hooks_due(engine, now):
             select(webhooks).join(waiting, waiting.c.webhook_id == webhooks.c.id).order_by(waiting.c.due, webhooks.c.id)
         ).mappings().all()
     settings = {site_id: store.site_settings(engine, site_id) for site_id in {row["site_id"] for row in rows}}
-    return [{**row, "settings": settings[row["site_id"]]} for row in rows]
+    sizes = {site_id: members.size_counter(engine, site_id, site_settings) for site_id, site_settings in settings.items()}
+    return [{**row, "settings": settings[row["site_id"]], "size": sizes[row["site_id"]]} for row in rows]
 
 
 def _claim(engine, hook_id, token, seconds):
@@ -325,8 +326,9 @@ def _deliver_next(engine, hook, now, send, timeout, result):
     if item["next_attempt_at"] > now:
         result.deferred.append(hook["id"])
         return False
-    if not privacy.consented(hook["settings"], item["traits"]):
-        _skip(engine, item, "no marketing consent (the site requires it)")
+    why = policy.withheld(hook["settings"], hook["size"](item["segment"]), item["traits"])
+    if why:
+        _skip(engine, item, why)
         result.skipped += 1
         return True
     body = json.dumps(payload(hook["id"], item, item), separators=(",", ":")).encode()

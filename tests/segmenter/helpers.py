@@ -41,6 +41,7 @@ def event(kind="track", name=None, anon="anon-1", user=None, at=T0, props=None, 
         "utm_content": None,
         "timestamp": at,
         "received_at": extra.pop("received_at", at),
+        "user_verified": extra.pop("user_verified", False),
     }
     assert not extra, extra
     return row

@@ -19,13 +19,14 @@ def bearer(key):
 
 @pytest.fixture
 def shop(engine, site):
-    """Site `shop` rolled up at NOW: anon-1 browses (2 views), anon-2 abandons a cart, user-3 buys once."""
+    """Site `shop` rolled up at NOW: anon-1 browses (2 views), anon-2 abandons a cart, user-3 (a verified
+    identify) buys once."""
     store(engine, site["site_id"], [
         page(at=T0, anon="anon-1"),
         track("Product Viewed", at=T0, anon="anon-1", product_id="p1", name="Trail Shoe", category="Shoes", price=89),
         track("Product Viewed", at=T0 + 60_000, anon="anon-1", product_id="p2", name="Rain Jacket", category="Jackets", price=120),
         track("Product Added", at=T0, anon="anon-2", product_id="p1", name="Trail Shoe", price=89, quantity=2),
-        identify("user-3", anon="anon-3", at=T0, email="ann@example.com"),
+        {**identify("user-3", anon="anon-3", at=T0, email="ann@example.com"), "user_verified": True},
         track("Order Completed", at=T0 + 1000, anon="anon-3", user="user-3", order_id="o1", revenue=50),
     ])
     run_rollup(engine, now=NOW, site_id=site["site_id"])

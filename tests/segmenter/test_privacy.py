@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from collector import store as collector_store
 from collector.cli import main
-from collector.models import Base, Event
+from collector.models import BadRow, Base, Event
 from segmenter import models, privacy, webhook_http, webhooks
 from segmenter.rollup import run_rollup
 from segmenter.rules import DAY, HOUR
@@ -24,15 +24,20 @@ def bearer(key):
     return {"Authorization": f"Bearer {key}"}
 
 
+def verified(row):
+    """An event row whose userId came with a valid userHash (identity verification on)."""
+    return {**row, "user_verified": True}
+
+
 def ann_and_bob(engine, site_id):
-    """Ann browses on two devices, logs in on both and buys; Bob browses. Rolled up at NOW."""
+    """Ann browses on two devices, logs in (verified) on both and buys; Bob browses. Rolled up at NOW."""
     store(engine, site_id, [
         page(at=T0, anon="ann-phone"),
         track("Product Viewed", at=T0, anon="ann-phone", product_id="p1", name="Shoe"),
         track("Product Added", at=T0 + 10, anon="ann-phone", product_id="p1", price=20),
-        identify("ann@example.com", anon="ann-phone", at=T0 + 20, email="ann@example.com"),
+        verified(identify("ann@example.com", anon="ann-phone", at=T0 + 20, email="ann@example.com")),
         track("Product Viewed", at=T0 + 30, anon="ann-laptop", product_id="p2"),
-        identify("ann@example.com", anon="ann-laptop", at=T0 + 40),
+        verified(identify("ann@example.com", anon="ann-laptop", at=T0 + 40)),
         track("Order Completed", at=T0 + 50, anon="ann-laptop", user="ann@example.com", revenue=20),
         track("Product Viewed", at=T0, anon="bob", product_id="p1"),
         track("Product Viewed", at=T0 + 1, anon="bob", product_id="p2"),
@@ -248,3 +253,42 @@ def test_no_raw_ip_in_any_table_or_log(live_collector, ip):
     assert found == {}, found
     with open(live_collector.log_path, encoding="utf-8", errors="replace") as log:
         assert ip not in log.read()
+
+
+def bad_rows_now(engine):
+    """{bad row id: the payload's message} of every stored bad row."""
+    with engine.connect() as conn:
+        return {row.id: row.payload for row in conn.execute(select(BadRow.__table__))}
+
+
+@pytest.mark.parametrize("erased, sent, lookalikes", [
+    ("12345", 12345, [123456, "12345 ", 1234, 12345.5]),
+    ("zoë@example.com", "zoë@example.com", ["ZOË@example.com", "zoe@example.com", "zoë@example.co"]),
+    ("José", "José", ["jose", "JOSÉ", "José2"]),
+    ('a"b', 'a"b', ['a"bc', "a'b", 'A"B', "a\\b"]),
+    ("ann@example.com", "ann@example.com", ["ANN@example.com", "ann@example_com", "xann@example.com"]),
+])
+def test_erasure_takes_exactly_the_rejected_messages_naming_the_id(client, engine, site, erased, sent, lookalikes):
+    headers = {"Authorization": "Basic " + __import__("base64").b64encode(f"{site['write_key']}:".encode()).decode()}
+    batch = [{"type": "track", "userId": sent},  # no event: rejected
+             {"type": "track", "anonymousId": sent, "properties": {"pad": "x" * 5000}},  # cut at 4096 when kept
+             {"type": "alias", "previousId": sent},  # no userId: rejected
+             *({"type": "track", "userId": other} for other in lookalikes),
+             {"type": "track", "anonymousId": "someone", "properties": {"note": sent}}]  # named, not as an id
+    answer = client.post("/v1/batch", json={"batch": batch}, headers=headers).json
+    assert answer["accepted"] == 0 and len(answer["rejected"]) == len(batch)
+    before = bad_rows_now(engine)
+    assert len(before) == len(batch)
+    cut = [payload for payload in before.values() if "pad" in payload]
+    assert cut and len(cut[0]) == 4096  # the long one is kept cut: no longer JSON
+
+    exported = [record for record in privacy.profile_records(engine, site["site_id"], erased)
+                if record["table"] == "bad_rows"]
+    assert len(exported) == 3
+    counts = privacy.erase_profile(engine, site["site_id"], erased, NOW)
+    assert counts["bad_rows"] == 3
+    after = bad_rows_now(engine)
+    assert set(after) == set(before) - {record["row"]["id"] for record in exported}
+    survivors = [json.loads(payload) for payload in after.values()]
+    assert sorted(map(str, (m.get("userId", m.get("anonymousId")) for m in survivors))) == \
+        sorted(map(str, [*lookalikes, "someone"]))

@@ -1,0 +1,33 @@
+"""identity verification: a per-site identity secret, verified events and verified identity links
+
+Revision ID: 0007
+Revises: 0004
+Create Date: 2026-12-03 17:20:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('sites') as batch:
+        batch.add_column(sa.Column('identity_secret', sa.String(length=64), nullable=True))
+    # A constant default: PostgreSQL (11+) and SQLite add the column without rewriting the table.
+    with op.batch_alter_table('events') as batch:
+        batch.add_column(sa.Column('user_verified', sa.Boolean(), server_default=sa.false(), nullable=False))
+    with op.batch_alter_table('identities') as batch:
+        batch.add_column(sa.Column('verified', sa.Boolean(), server_default=sa.false(), nullable=False))
+
+
+def downgrade():
+    with op.batch_alter_table('identities') as batch:
+        batch.drop_column('verified')
+    with op.batch_alter_table('events') as batch:
+        batch.drop_column('user_verified')
+    with op.batch_alter_table('sites') as batch:
+        batch.drop_column('identity_secret')
