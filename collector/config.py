@@ -14,6 +14,8 @@ SETTINGS = {
     "SNIPPET_PATH": (None, "A second, neutral path the tracker is served at, e.g. /assets/site.js"),
     "STALE_AFTER": (3600, "Seconds after the last rollup when the API calls a segment stale"),
     "BAD_ROWS_KEEP": (10000, "Bad rows kept per site; older ones are dropped"),
+    "DASHBOARD_SESSION_SECONDS": (8 * 3600, "How long a dashboard sign-in lasts (signing out or `cohortly sites rotate-key` ends it sooner)"),
+    "READ_TIMEOUT": (15, "Seconds a client of `cohortly serve` has to send a whole request (headers and body); slower ones are disconnected"),
 }
 
 
