@@ -1,0 +1,89 @@
+"""gunicorn's threaded worker with a deadline on reading each request, for `cohortly serve`.
+
+gthread hands a connection to a thread once its first bytes arrive; the thread then reads the headers and the
+body with blocking reads. A client that trickles its body holds that thread for as long as it likes, so a few
+dozen slow clients used to stop the worker from answering anyone. Here every request must arrive whole within
+READ_TIMEOUT seconds of its first read (a total deadline, not a per-read timeout, so one byte a second does
+not keep it alive); when the time is up the socket reads as closed: a half-read header drops the connection,
+a half-read body ends in a 400 (werkzeug's ClientDisconnected) and the connection is closed. Sending the
+answer is not bounded here (a slow reader of a big export is a legitimate client).
+"""
+import os
+import socket
+import time
+
+from gunicorn.workers.gthread import ThreadWorker
+
+from collector.config import SETTINGS
+
+
+class DeadlineSocket:
+    """A socket whose reads end (as end-of-file) at `deadline`; everything else passes through."""
+
+    def __init__(self, sock, read_timeout):
+        self._sock = sock
+        self._read_timeout = read_timeout
+        self._timeout = sock.gettimeout()  # what gunicorn asked for (None: blocking, 0.0: non-blocking)
+        self.deadline = None
+        self.expired = False
+
+    def start(self):
+        """A new request: its clock starts at the first read."""
+        self.deadline = None
+        self.expired = False
+
+    def recv(self, size, *flags):
+        if self._timeout == 0.0:  # gunicorn's own non-blocking peeks are not requests' reads
+            return self._sock.recv(size, *flags)
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self._read_timeout
+        remaining = self.deadline - now
+        if remaining <= 0:
+            self.expired = True
+            return b""
+        self._sock.settimeout(remaining if self._timeout is None else min(remaining, self._timeout))
+        try:
+            return self._sock.recv(size, *flags)
+        except (socket.timeout, TimeoutError):
+            if time.monotonic() >= self.deadline:
+                self.expired = True
+                return b""
+            raise  # gunicorn's own, shorter timeout (a bounded drain): its caller handles it
+        finally:
+            self._sock.settimeout(self._timeout)
+
+    def settimeout(self, value):
+        self._timeout = value
+        self._sock.settimeout(value)
+
+    def setblocking(self, flag):
+        self._timeout = None if flag else 0.0
+        self._sock.setblocking(flag)
+
+    def gettimeout(self):
+        return self._timeout
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class ReadDeadlineWorker(ThreadWorker):
+    """gthread, with READ_TIMEOUT on reading each request (see the module's docstring)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = float(os.environ.get("COHORTLY_READ_TIMEOUT", SETTINGS["READ_TIMEOUT"][0]))
+
+    def handle(self, conn):
+        if not self.cfg.is_ssl:  # TLS sockets cannot be wrapped; terminate TLS in a proxy in front
+            if not isinstance(conn.sock, DeadlineSocket):
+                conn.sock = DeadlineSocket(conn.sock, self.read_timeout)
+                unreader = getattr(conn.parser, "unreader", None)
+                if unreader is not None and hasattr(unreader, "sock"):  # gunicorn < 23 made the parser earlier
+                    unreader.sock = conn.sock
+            conn.sock.start()
+        keep_alive = super().handle(conn)
+        if keep_alive and isinstance(conn.sock, DeadlineSocket) and conn.sock.expired:
+            return False  # the rest of a timed-out body is still on its way: close rather than parse it
+        return keep_alive
