@@ -1,6 +1,7 @@
 """`cohortly serve` and `gunicorn wsgi:app` start a real server; serve migrates an empty database; serve keeps
 answering while slow clients trickle their requests, and drops those after READ_TIMEOUT."""
 import base64
+import json
 import os
 import select
 import signal
@@ -61,13 +62,17 @@ class SlowClients:
         host, port = url.rsplit("/", 1)[1].split(":")
         auth = base64.b64encode(f"{write_key}:".encode()).decode()
         head = (f"POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                f"Authorization: Basic {auth}\r\nContent-Length: 100000\r\n\r\n{{\"batch\": [").encode()
+                f"Authorization: Basic {auth}\r\nContent-Length: 100000\r\n\r\n").encode()
         self.sockets = []
-        for _ in range(count):
+        for index in range(count):
+            # The stalled ones send a whole valid batch but announce more: a truncated body is never acted on.
+            message = {"type": "track", "event": "Slow", "anonymousId": "slow", "messageId": f"slow-{index}"}
+            body = b'{"batch": [' if index % 2 == 0 else json.dumps({"batch": [message]}).encode()
             sock = socket.create_connection((host, int(port)), timeout=10)
-            sock.sendall(head)
+            sock.sendall(head + body)
             self.sockets.append(sock)
         self.closed = set()
+        self.answers = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._trickle, daemon=True)
         self.thread.start()
@@ -84,14 +89,15 @@ class SlowClients:
         """How many the server has not closed (a readable socket that reads as EOF or a reset is closed)."""
         readable, _, _ = select.select([s for i, s in enumerate(self.sockets) if i not in self.closed], [], [], 0)
         for sock in readable:
+            index = self.sockets.index(sock)
             try:
-                while sock.recv(65536, socket.MSG_DONTWAIT):
-                    pass  # the server's 400 for a body that did not arrive in time
+                while chunk := sock.recv(65536, socket.MSG_DONTWAIT):
+                    self.answers[index] = self.answers.get(index, b"") + chunk
             except BlockingIOError:
                 continue
             except OSError:
                 pass
-            self.closed.add(self.sockets.index(sock))
+            self.closed.add(index)
         return len(self.sockets) - len(self.closed)
 
     def close(self):
@@ -132,11 +138,14 @@ def test_serve_keeps_answering_with_50_slow_clients_and_drops_them_after_the_rea
         assert slow.open_ones() == SLOW_CLIENTS
         # Trickling or stalled, each is cut off once its request has taken READ_TIMEOUT seconds.
         wait_for(lambda: slow.open_ones() == 0, timeout=READ_TIMEOUT + 30, message="the slow clients disconnected")
+        statuses = {answer.split(b"\r\n", 1)[0] for answer in slow.answers.values()}
+        assert statuses == {b"HTTP/1.1 408 REQUEST TIMEOUT"} and len(slow.answers) == SLOW_CLIENTS, slow.answers
+        assert all(b'"request_timeout"' in answer for answer in slow.answers.values())
         assert time.monotonic() - started >= READ_TIMEOUT * 0.9
         assert answered(lambda: requests.get(url + "/healthz", timeout=5)) == 200
         with engine.connect() as conn:
             events = conn.execute(sql_select(Event.__table__.c.message_id)).scalars().all()
-        assert events == ["m1"]  # the cut-off bodies stored nothing
+        assert events == ["m1"]  # the cut-off bodies stored nothing, not even the whole batches in them
     finally:
         if slow:
             slow.close()
