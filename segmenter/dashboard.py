@@ -12,6 +12,9 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="
 COOKIE = "cohortly_session"
 CSRF_COOKIE = "cohortly_csrf"  # the signed-out sign-in form's double-submit token
 CSRF_FIELD = "csrf_token"
+# The pages run no script and load nothing; nor may another site frame them (a framed Sign out button).
+POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+          "frame-ancestors 'none'; base-uri 'none'")
 FORGED = "The form was not sent from this dashboard page (or it expired). Reload the page and try again."
 
 
@@ -39,6 +42,14 @@ def _login_page(error=None, status=200):
     response = current_app.make_response((render_template("dashboard/login.html", error=error, csrf=token), status))
     _set_cookie(response, CSRF_COOKIE, token, 3600)
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.after_request
+def security_headers(response):
+    response.headers["Content-Security-Policy"] = POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -186,3 +186,12 @@ def test_rotate_key_with_write_key_replaces_the_write_key_too(client, site, runn
 def test_rotate_key_of_an_unknown_site_is_one_clear_error(runner, site):
     result = runner.invoke(main, ["sites", "rotate-key", "nope"])
     assert result.exit_code == 1 and "No site named 'nope'" in result.output
+
+
+def test_dashboard_pages_run_no_script_and_cannot_be_framed(client, site):
+    pages = [client.get("/dashboard/"), sign_in(client, site["api_key"]), client.get("/dashboard/")]
+    for page in pages:
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "script-src" not in policy
+        assert page.headers["X-Frame-Options"] == "DENY"
+    assert b'id="segments"' in pages[2].data and pages[2].headers["Cache-Control"] == "no-store"
