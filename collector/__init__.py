@@ -18,7 +18,8 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_REQUEST_BYTES"]
     app.json.sort_keys = False
     if app.config["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
+        proxies = int(app.config["TRUSTED_PROXIES"])  # X-Forwarded-Proto too: the dashboard's cookies are Secure on https
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     db.init_app(app)
     errors.init_app(app)
     tracking.init_app(app)

@@ -72,6 +72,26 @@ def sites_list(as_json):
             click.echo(f"{site['id']}\t{site['name']}\t{site['write_key']}\t{' '.join(site['origins'])}")
 
 
+@sites.command("rotate-key")
+@click.argument("site")
+@click.option("--write-key", "write_key", is_flag=True, help="Also replace the public write key (then update the snippet and SDKs).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sites_rotate_key(site, write_key, as_json):
+    """Give SITE (a name or id) a new API key, printed once; the old key and every dashboard session of the
+    site stop working at once.
+
+    Example: cohortly sites rotate-key shop --write-key
+    """
+    engine = _engine()
+    found = find_site_or_fail(engine, site)
+    keys = store.rotate_keys(engine, found["id"], write_key=write_key)
+    if as_json:
+        click.echo(json.dumps({"site_id": found["id"], **keys}))
+        return
+    click.echo("\n".join(f"{name + ':':<10} {value}" for name, value in keys.items()))
+    click.echo("Keep the API key secret: it is stored hashed and cannot be shown again.", err=True)
+
+
 @main.command("bad-rows")
 @click.argument("site")
 @click.option("--limit", default=20, show_default=True, help="How many of the newest to show.")

@@ -16,6 +16,8 @@ SETTINGS = {
     "BAD_ROWS_KEEP": (10000, "Bad rows kept per site; older ones are dropped"),
     "WEBHOOK_ALLOW_NETWORKS": (None, "Comma-separated networks webhooks may reach though not public, e.g. "
                                      "127.0.0.0/8 for a receiver on this host; default: public addresses only"),
+    "DASHBOARD_SESSION_SECONDS": (8 * 3600, "How long a dashboard sign-in lasts (signing out or `cohortly sites rotate-key` ends it sooner)"),
+    "READ_TIMEOUT": (15, "Seconds a client of `cohortly serve` has to send a whole request (headers and body); slower ones are disconnected"),
 }
 
 

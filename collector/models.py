@@ -85,3 +85,17 @@ class BadRow(Base):
     received_at: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[dict[str, Any]] = mapped_column()
     payload: Mapped[str] = mapped_column(Text)
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard browser. Its cookie holds a random token; only the token's SHA-256 is stored, so
+    a leaked table signs nobody in. Signing out deletes the row; rotating the site's API key deletes them all."""
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (Index("ix_dashboard_sessions_site", "site_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)

@@ -7,11 +7,12 @@ import time
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from collector.dialects import insert_rows_ignoring_duplicates, one_statement
-from collector.models import BadRow, Event, Site
+from collector.models import BadRow, DashboardSession, Event, Site
 
 events = Event.__table__
 bad_rows = BadRow.__table__
 sites = Site.__table__
+dashboard_sessions = DashboardSession.__table__
 PAYLOAD_KEEP = 4096
 
 
@@ -29,10 +30,20 @@ def hash_key(api_key):
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
+def new_write_key():
+    """A fresh public write key."""
+    return "wk_" + secrets.token_urlsafe(18)
+
+
+def new_api_key():
+    """A fresh secret API key (256 random bits)."""
+    return "sk_" + secrets.token_urlsafe(32)
+
+
 def create_site(engine, name, origins):
     """Create a site; returns its id, public write key and secret API key (the only time it is seen)."""
-    write_key = "wk_" + secrets.token_urlsafe(18)
-    api_key = "sk_" + secrets.token_urlsafe(32)
+    write_key = new_write_key()
+    api_key = new_api_key()
     with engine.begin() as conn:
         if conn.scalar(select(sites.c.id).where(sites.c.name == name)) is not None:
             raise SiteExists(f"A site named {name!r} exists already.")
@@ -168,3 +179,16 @@ def update_site_origins(engine, site_id, origins):
     """Replace the origins a site's browsers may send from."""
     with engine.begin() as conn:
         conn.execute(update(sites).where(sites.c.id == site_id).values(origins=list(origins)))
+
+
+def rotate_keys(engine, site_id, write_key=False):
+    """Give a site a new API key (and, with `write_key`, a new write key); the old ones stop working at once
+    and every dashboard session of the site ends. Returns the new keys: the only time the API key is seen."""
+    keys = {"api_key": new_api_key()}
+    values = {"api_key_hash": hash_key(keys["api_key"])}
+    if write_key:
+        keys["write_key"] = values["write_key"] = new_write_key()
+    with engine.begin() as conn:
+        conn.execute(update(sites).where(sites.c.id == site_id).values(**values))
+        conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.site_id == site_id))
+    return keys

@@ -1,8 +1,10 @@
 """The segment API under /api/v1 (API key) and the visitor's own segments at /v1/segments/me (write key)."""
+import glob
 import json
+import os
 import time
 
-from flask import Response, current_app, g, jsonify, request, stream_with_context
+from flask import Response, current_app, g, jsonify, request, send_from_directory, stream_with_context
 from flask_smorest import Api, Blueprint
 
 from collector import store as collector_store
@@ -18,6 +20,10 @@ from segmenter.api_schemas import (
 from segmenter.exports import csv_lines, in_blocks, member_record, ndjson_lines
 from segmenter.schemas import load_settings
 
+STATIC = os.path.join(os.path.dirname(__file__), "static")
+# ReDoc for /api/v1/docs, vendored by scripts/vendor-redoc; the version in its name makes the URL immutable.
+REDOC = os.path.basename(max(glob.glob(os.path.join(STATIC, "redoc-*.standalone.js"))))
+ASSETS = "/api/v1/assets"
 bp = Blueprint("segments", __name__, url_prefix="/api/v1", description="Segments, members, changes and profiles (API key).")
 visitor_bp = Blueprint("visitor", __name__, url_prefix="/v1", description="A visitor's own segments (write key).")
 HISTORY_KEPT = 200
@@ -297,6 +303,28 @@ visitor_bp.before_request(reject_nul)
 visitor_bp.after_request(cors_headers)
 
 
+def asset(name):
+    """The docs page's script, cached for a year: a new ReDoc comes under a new name."""
+    if name != REDOC:
+        raise APIError(404, "not_found", "No such file.")
+    response = send_from_directory(STATIC, name, max_age=365 * 24 * 3600)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+# ReDoc's sidebar shows Redocly's logo from their CDN; the policy keeps the page from asking any other host.
+DOCS_POLICY = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
+               "style-src 'self' 'unsafe-inline'; font-src 'self' data:; worker-src 'self' blob:; "
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def docs_policy(response):
+    """The docs page may load from its own origin only."""
+    if request.endpoint == "api-docs.openapi_redoc":
+        response.headers["Content-Security-Policy"] = DOCS_POLICY
+    return response
+
+
 def init_app(app):
     """Register the API, its OpenAPI document at /api/v1/openapi.json and a docs page at /api/v1/docs."""
     app.config.setdefault("API_TITLE", "Cohortly")
@@ -305,11 +333,13 @@ def init_app(app):
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("OPENAPI_REDOC_PATH", "docs")
-    app.config.setdefault("OPENAPI_REDOC_URL", "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js")
+    app.config.setdefault("OPENAPI_REDOC_URL", f"{ASSETS}/{REDOC}")  # same origin: no third-party script
     app.config.setdefault("API_SPEC_OPTIONS", {"security": [{"bearerAuth": []}]})
     from segmenter import webhook_api  # it imports this module's require_api_key
 
     app.teardown_request(close_connection)
+    app.add_url_rule(f"{ASSETS}/<name>", "api_asset", asset)
+    app.after_request(docs_policy)
     api = CohortlyApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("writeKey", {"type": "apiKey", "in": "query", "name": "writeKey"})

@@ -207,3 +207,52 @@ def test_names_with_script_tags_are_shown_escaped(demo, chromium):  # noqa: F811
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
     assert page.evaluate("window.__pwned") is None and dialogs == []
     page.context.close()
+
+
+def session_cookies(context):
+    return [c for c in context.cookies() if c["name"] == "cohortly_session"]
+
+
+def test_dashboard_sign_in_and_out_through_the_forms(demo, chromium):  # noqa: F811
+    os.makedirs(OUTPUT, exist_ok=True)
+    api_key = demo.key("API key")
+    context = chromium.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.goto(demo.url + "/dashboard/")
+    page.screenshot(path=os.path.join(OUTPUT, "dashboard-login.png"))
+    page.fill("#api_key", api_key)
+    page.click("#sign-in")
+    page.wait_for_selector("#segments")
+    [cookie] = session_cookies(context)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/dashboard"
+    assert api_key not in cookie["value"] and all(api_key not in c["value"] for c in context.cookies())
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: no script on the page can read it
+    thief = chromium.new_context()
+    thief.add_cookies([{**cookie}])
+    stolen = thief.new_page()
+    stolen.goto(demo.url + "/dashboard/")
+    assert stolen.query_selector("#segments") is not None
+    page.click("#sign-out")
+    page.wait_for_selector("#sign-in")
+    assert session_cookies(context) == []
+    stolen.reload()
+    assert stolen.query_selector("#sign-in") is not None and stolen.query_selector("#segments") is None
+    thief.close()
+    context.close()
+
+
+def test_a_sign_in_form_posted_from_another_site_is_refused(demo, chromium):  # noqa: F811
+    context = chromium.new_context()
+    evil = (f'<form id="f" method="post" action="{demo.url}/dashboard/login">'
+            f'<input name="api_key" value="{demo.key("API key")}"><input name="csrf_token" value="guess"></form>'
+            '<script>document.getElementById("f").submit()</script>')
+    context.route("https://evil.example/**", lambda route: route.fulfill(body=evil, content_type="text/html"))
+    page = context.new_page()
+    page.goto(demo.url + "/dashboard/")  # the victim has the sign-in page's CSRF cookie
+    page.goto("https://evil.example/")
+    page.wait_for_url(demo.url + "/dashboard/login")
+    assert "not sent from this dashboard page" in page.inner_text("#error")
+    assert session_cookies(context) == []
+    page.goto(demo.url + "/dashboard/")
+    assert page.query_selector("#segments") is None
+    context.close()

@@ -1,7 +1,7 @@
 """identity verification: a per-site identity secret, verified events and verified identity links
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-03 17:20:00
 """
 from alembic import op
