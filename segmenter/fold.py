@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from collector import dialects
 from collector.models import Event
+from collector.times import TIME_MAX_MS, TIME_MIN_MS
 from segmenter import aggregates, models, rules
 from segmenter.aggregates import HI, LO, SITE, execute_counting
 from segmenter.scratch import fold_affected, fold_events, fold_links, fold_touched, prepare
@@ -74,6 +75,13 @@ def fold_chunk(conn, site_id, lo, hi, now, run_id):
     return FoldResult(read, touched, rebuilt, merged)
 
 
+def _event_time():
+    """The event's time clamped into the range that renders (collector.times): a stored absurd time (an
+    old database, a direct insert) folds as the nearest end, so window arithmetic never overflows."""
+    at = events.c.timestamp
+    return cast(case((at < TIME_MIN_MS, TIME_MIN_MS), (at > TIME_MAX_MS, TIME_MAX_MS), else_=at), BigInteger)
+
+
 # --- identities ------------------------------------------------------------------------
 
 @cache
@@ -85,11 +93,11 @@ def _collect_links():
         events.c.is_bot.is_(False), events.c.user_id.is_not(None),
     )
     both = select(
-        events.c.anonymous_id.label("anonymous_id"), events.c.user_id, events.c.timestamp.label("at"),
+        events.c.anonymous_id.label("anonymous_id"), events.c.user_id, _event_time().label("at"),
         events.c.message_id,
     ).where(in_chunk, events.c.anonymous_id.is_not(None))
     aliased = select(
-        events.c.previous_id, events.c.user_id, events.c.timestamp, events.c.message_id,
+        events.c.previous_id, events.c.user_id, _event_time(), events.c.message_id,
     ).where(in_chunk, events.c.type == "alias", events.c.previous_id.is_not(None))
     links = union_all(both, aliased).subquery()
     ranked = select(
@@ -190,7 +198,7 @@ def _raw(dialect, where):
     is_order = and_(e.type == "track", e.event == rules.ORDER_COMPLETED)
     is_identify = e.type == "identify"
     columns = [
-        profile.label("profile_id"), e.message_id, e.timestamp.label("at"), e.type,
+        profile.label("profile_id"), e.message_id, _event_time().label("at"), e.type,
         case((e.type == "track", e.event)).label("event"),
         or_(e.type.in_(("page", "screen")), and_(e.type == "track", e.event.not_in(rules.EMAIL_EVENTS))).label("activity"),
         e.url.label("page_url"),
