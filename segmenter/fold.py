@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
-    BigInteger, Float, Integer, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all,
+    BigInteger, Float, Integer, Numeric, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -185,8 +185,19 @@ PRODUCT_KEYS = ("product_id", "id", "sku", "name", "url", "category", "price", "
 ORDER_KEYS = ("revenue", "total", "value")
 
 
-def _cents(amount):
-    return case((func.abs(amount) < 1e12, cast(func.floor(amount * 100 + 0.5), BigInteger)))
+# Bounds on each number a visitor sends, before any product or sum (integer literals: on PostgreSQL a
+# float literal would turn a numeric of 400 digits into a float8, which fails).
+AMOUNT_LIMIT = 10**12  # a price or revenue, in currency units: |amount| below this, else ignored
+QUANTITY_MAX = 10**6  # a quantity outside 1..QUANTITY_MAX counts as 1
+
+
+def _cents(amount, real):
+    return case((func.abs(amount) < AMOUNT_LIMIT, cast(func.floor(real(amount) * 100 + 0.5), BigInteger)))
+
+
+def _real(dialect):
+    """A bounded number as a float, as SQLite holds it, so both databases round alike."""
+    return (lambda value: cast(value, Float)) if dialect == "postgresql" else (lambda value: value)
 
 
 def _raw(dialect, where):
@@ -224,7 +235,8 @@ def _accessors(dialect, raw):
     if dialect == "postgresql":
         def number(key, column="props"):
             kind = func.jsonb_typeof(raw.c[column].op("->")(literal(key)))
-            return case((kind == "number", cast(raw.c[column].op("->>")(literal(key)), Float)))
+            # numeric holds any JSON number (float8 fails past 1e308, so would the fold)
+            return case((kind == "number", cast(raw.c[column].op("->>")(literal(key)), Numeric)))
 
         def text(key, column="props"):
             kind = func.jsonb_typeof(raw.c[column].op("->")(literal(key)))
@@ -248,7 +260,7 @@ def _load(dialect, where):
     raw = _raw(dialect, where)
     number, text, email = _accessors(dialect, raw)
     is_product = raw.c.event.in_(rules.PRODUCT_EVENTS)
-    quantity = number("quantity")
+    quantity, real = number("quantity"), _real(dialect)
     columns = {
         "profile_id": raw.c.profile_id,
         "message_id": raw.c.message_id,
@@ -260,11 +272,11 @@ def _load(dialect, where):
         "product_name": case((is_product, text("name"))),
         "product_url": case((is_product, func.coalesce(text("url"), raw.c.page_url))),
         "category": case((is_product, text("category"))),
-        "price_cents": case((is_product, _cents(number("price")))),
-        "quantity": case((is_product, case((and_(quantity >= 1, quantity <= 1e6), cast(func.floor(quantity), Integer)),
+        "price_cents": case((is_product, _cents(number("price"), real))),
+        "quantity": case((is_product, case((and_(quantity >= 1, quantity <= QUANTITY_MAX), cast(func.floor(real(quantity)), Integer)),
                                            else_=1))),
         "revenue_cents": case((raw.c.event == rules.ORDER_COMPLETED,
-                               _cents(func.coalesce(*(number(key) for key in ORDER_KEYS))))),
+                               _cents(func.coalesce(*(number(key) for key in ORDER_KEYS)), real))),
         "traits": raw.c.traits,
         "email": case((raw.c.type == "identify", email())),
     }

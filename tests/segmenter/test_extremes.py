@@ -3,13 +3,16 @@ rollups and reads: absurd times and numbers. Every rollup succeeds and every rea
 import json
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import BigInteger, Integer, select, update
 
+from collector import dialects
+from collector.models import Event
 from collector.times import TIME_MAX_MS, TIME_MIN_MS, iso
 from segmenter import models, webhooks
+from segmenter.rollup import run_rollup
 from segmenter.rules import DAY, HOUR
 from tests.receiver import Receiver
-from tests.segmenter.helpers import T0, facts, identify, page, roll, store, track
+from tests.segmenter.helpers import T0, facts, identify, members, page, roll, store, track, watermark
 
 NOW = T0 + 2 * HOUR
 HOURS_14 = 14 * HOUR
@@ -138,3 +141,146 @@ def test_absurd_times_folded_by_an_older_rollup_still_render(client, engine, sit
     assert (result.failed, result.delivered) == (0, len(receiver.accepted()))
     assert {body["at"] for body in receiver.accepted()} == {"0001-01-01T00:00:00.000Z"}
     assert {body["detected_at"] for body in receiver.accepted()} == {"9999-12-31T23:59:59.999Z"}
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+BIGINT_MAX = 2**63 - 1
+INTEGER_COLUMNS = [column.name for column in models.ProfileFact.__table__.columns
+                   if isinstance(column.type, (Integer, BigInteger))]
+
+
+def _carts_and_orders():
+    """Numbers that overflowed a fold: a cart line past BIGINT, lines whose sum is, revenue sums."""
+    huge = 10**400  # a JSON number of 400 digits: past float8 on PostgreSQL
+    return [
+        track("Product Added", anon="cart", product_id="a", price=999_999_999_999, quantity=1_000_000),
+        track("Product Added", anon="cart", product_id="b", price=huge, quantity=huge),
+        track("Product Added", anon="cart", product_id="c", price=-999_999_999_999, quantity=7),
+        *(track("Product Added", anon="lines", product_id=f"p{n}", price=90_000_000_000, quantity=1_000_000)
+          for n in range(3)),  # each line's value fits BIGINT, their sum does not
+        *(track("Order Completed", at=T0 + n, anon="buyer", revenue=999_999_999_999.99) for n in range(12)),
+        track("Order Completed", anon="buyer", revenue=huge),
+        track("Order Completed", anon="refund", revenue=-huge),
+        track("Order Completed", anon="refund", total=-999_999_999_999),
+    ]
+
+
+def _integers_in_range(engine, site_id):
+    stored = facts(engine, site_id)
+    for profile, row in stored.items():
+        for name in (name for name in INTEGER_COLUMNS if name in row):
+            value = row[name]
+            assert value is None or (isinstance(value, int) and -BIGINT_MAX - 1 <= value <= BIGINT_MAX), (profile, name)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            kinds = conn.exec_driver_sql(
+                "SELECT DISTINCT typeof(cart_value_cents), typeof(revenue_cents) FROM profile_facts").all()
+        assert set(kinds) == {("integer", "integer")}
+    return stored
+
+
+def test_no_number_a_visitor_sends_stops_a_rollup(client, engine, site):
+    site_id = site["site_id"]
+    store(engine, site_id, _carts_and_orders())
+    roll(engine, NOW)
+    stored = _integers_in_range(engine, site_id)
+    money = dialects.MONEY_MAX_CENTS
+    assert stored["a:cart"]["cart_value_cents"] == money  # 10**20 - 7 * 10**14: past the bound
+    assert stored["a:cart"]["cart_items"] == 3
+    assert stored["a:lines"]["cart_value_cents"] == money
+    assert (stored["a:buyer"]["order_count"], stored["a:buyer"]["revenue_cents"]) == (13, money)
+    assert stored["a:refund"]["revenue_cents"] == -99_999_999_999_900
+    store(engine, site_id, [page(at=T0 + 5, anon="cart"), track("Order Completed", at=T0 + 20, anon="buyer", revenue=1)])
+    roll(engine, NOW)  # later events still fold
+    after = _integers_in_range(engine, site_id)
+    assert after["a:cart"]["event_count"] == stored["a:cart"]["event_count"] + 1
+    assert (after["a:buyer"]["order_count"], after["a:buyer"]["revenue_cents"]) == (14, money)
+    members = client.get("/api/v1/segments/cart_abandoners/members", headers=bearer(site["api_key"]))
+    assert members.status_code == 200
+    assert {member["profile_id"] for member in members.json["members"]} == {"a:cart", "a:lines"}
+
+
+def test_sums_an_older_version_stored_past_the_bounds_still_fold(engine, site):
+    site_id = site["site_id"]
+    store(engine, site_id, [track("Order Completed", anon="buyer", revenue=5)])
+    roll(engine, NOW)
+    with engine.begin() as conn:
+        conn.execute(update(models.ProfileFact.__table__).values(
+            revenue_cents=BIGINT_MAX, order_count=2**31 - 1, event_count=2**31 - 1))
+    store(engine, site_id, [track("Order Completed", at=T0 + 1, anon="buyer", revenue=999_999_999_999)])
+    roll(engine, NOW)
+    buyer = _integers_in_range(engine, site_id)["a:buyer"]
+    assert (buyer["revenue_cents"], buyer["order_count"], buyer["event_count"]) == (
+        dialects.MONEY_MAX_CENTS, 2**31 - 1, 2**31 - 1)
+
+
+# --- a chunk that cannot be folded ---------------------------------------------------------
+
+@pytest.fixture
+def poison(engine):
+    """A trigger that makes folding a `Product Viewed` of product "poison" fail, as a bad row would."""
+    if engine.dialect.name == "sqlite":
+        statements = ["CREATE TRIGGER poison BEFORE INSERT ON profile_views WHEN NEW.product_id = 'poison' "
+                      "BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"]
+        undo = ["DROP TRIGGER IF EXISTS poison"]
+    else:
+        statements = [
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.product_id = 'poison' "
+            "THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER poison BEFORE INSERT ON profile_views FOR EACH ROW EXECUTE FUNCTION poison()",
+        ]
+        undo = ["DROP TRIGGER IF EXISTS poison ON profile_views", "DROP FUNCTION IF EXISTS poison()"]
+
+    def remove():
+        with engine.begin() as conn:
+            for statement in undo:
+                conn.exec_driver_sql(statement)
+
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    yield remove
+    remove()
+
+
+def _event_ids(engine, site_id):
+    with engine.connect() as conn:
+        return conn.scalars(select(Event.id).where(Event.site_id == site_id).order_by(Event.id)).all()
+
+
+def test_a_failing_event_is_named_the_events_before_it_fold_and_other_sites_go_on(engine, site, poison, runner):
+    from collector import store as collector_store
+    from collector.cli import main
+
+    site_id = site["site_id"]
+    other = collector_store.create_site(engine, "other", [])["site_id"]
+    store(engine, site_id, [page(anon="early-1"), page(anon="early-2")])
+    store(engine, site_id, [track("Product Viewed", anon="bad", product_id="poison")])
+    store(engine, other, [page(anon="elsewhere")])
+    store(engine, site_id, [page(anon="late-1"), page(anon="late-2")])
+    ids = _event_ids(engine, site_id)
+    bad = ids[2]
+
+    shop, elsewhere = run_rollup(engine, now=NOW)
+    assert (shop.status, elsewhere.status) == ("failed", "done"), elsewhere.error
+    assert f"event {bad} could not be folded (chunk {ids[0]}..{ids[-1]})" in shop.error
+    assert "poisoned row" in shop.error and "INSERT" not in shop.error  # the database's message, not the SQL
+    assert watermark(engine, site_id) == ids[1]  # the events before it are folded, nothing after
+    assert set(facts(engine, site_id)) == {"a:early-1", "a:early-2"}
+    assert members(engine, site_id) == {}  # not judged on facts that miss later events
+    assert "a:elsewhere" in members(engine, other)["active"]
+    with engine.connect() as conn:
+        run = conn.execute(select(models.RollupRun.status, models.RollupRun.error)
+                           .where(models.RollupRun.id == shop.run_id)).one()
+    assert run == ("failed", shop.error)
+
+    result = runner.invoke(main, ["rollup", "--now", "2026-01-05T14:00:00Z"])
+    assert result.exit_code == 1
+    assert f"shop: rollup failed: event {bad} could not be folded" in result.output
+    assert watermark(engine, site_id) == ids[1]  # stuck there, never past it
+
+    poison()  # the row is fixed
+    roll(engine, NOW)
+    assert watermark(engine, site_id) == ids[-1]
+    assert set(facts(engine, site_id)) == {"a:early-1", "a:early-2", "a:bad", "a:late-1", "a:late-2"}
