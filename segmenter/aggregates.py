@@ -6,8 +6,8 @@ Each statement merges with a commutative operation (min, max, sum, latest by
 from functools import cache
 
 from sqlalchemy import (
-    BigInteger, Integer, and_, bindparam, case, cast, delete, exists, func, insert, literal, or_, select, tuple_, union_all,
-    update,
+    BigInteger, Integer, and_, bindparam, case, cast, delete, exists, func, insert, literal, or_, select, tuple_,
+    union_all, update,
 )
 
 from collector import dialects
@@ -144,7 +144,8 @@ def upsert_facts(dialect):
     set_.update({name: dialects.clamp(cast(old[name], BigInteger) + new[name], 0, dialects.INT_MAX) for name in (
         "event_count", "page_views", "product_views", "order_count", "email_opens", "email_clicks")})
     money = dialects.MONEY_MAX_CENTS
-    set_["revenue_cents"] = dialects.clamp(dialects.clamp(old.revenue_cents, -money, money) + new.revenue_cents, -money, money)
+    set_["revenue_cents"] = dialects.clamp(
+        dialects.clamp(old.revenue_cents, -money, money) + new.revenue_cents, -money, money)
     set_.update(latest_by("last_product_viewed_at", "last_product_message_id", (
         "last_product_id", "last_product_name", "last_product_url", "last_product_category", "last_product_price_cents")))
     set_.update(latest_by("email_at", "email_message_id", ("email",)))

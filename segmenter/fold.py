@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
-    BigInteger, Float, Integer, Numeric, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all,
+    BigInteger, Float, Integer, Numeric, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -273,8 +274,8 @@ def _load(dialect, where):
         "product_url": case((is_product, func.coalesce(text("url"), raw.c.page_url))),
         "category": case((is_product, text("category"))),
         "price_cents": case((is_product, _cents(number("price"), real))),
-        "quantity": case((is_product, case((and_(quantity >= 1, quantity <= QUANTITY_MAX), cast(func.floor(real(quantity)), Integer)),
-                                           else_=1))),
+        "quantity": case((is_product, case(
+            (and_(quantity >= 1, quantity <= QUANTITY_MAX), cast(func.floor(real(quantity)), Integer)), else_=1))),
         "revenue_cents": case((raw.c.event == rules.ORDER_COMPLETED,
                                _cents(func.coalesce(*(number(key) for key in ORDER_KEYS)), real))),
         "traits": raw.c.traits,

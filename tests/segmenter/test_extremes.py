@@ -191,7 +191,8 @@ def test_no_number_a_visitor_sends_stops_a_rollup(client, engine, site):
     assert stored["a:lines"]["cart_value_cents"] == money
     assert (stored["a:buyer"]["order_count"], stored["a:buyer"]["revenue_cents"]) == (13, money)
     assert stored["a:refund"]["revenue_cents"] == -99_999_999_999_900
-    store(engine, site_id, [page(at=T0 + 5, anon="cart"), track("Order Completed", at=T0 + 20, anon="buyer", revenue=1)])
+    store(engine, site_id, [page(at=T0 + 5, anon="cart"),
+                            track("Order Completed", at=T0 + 20, anon="buyer", revenue=1)])
     roll(engine, NOW)  # later events still fold
     after = _integers_in_range(engine, site_id)
     assert after["a:cart"]["event_count"] == stored["a:cart"]["event_count"] + 1
