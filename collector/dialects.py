@@ -5,7 +5,7 @@ import os
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import JSON, cast, func, literal, select, text
+from sqlalchemy import JSON, BigInteger, Numeric, case, cast, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -93,6 +93,28 @@ def greatest(dialect, *exprs):
     if dialect == "postgresql":
         return func.greatest(*exprs)
     return func.nullif(func.max(*(func.coalesce(e, -_FAR) for e in exprs)), -_FAR)
+
+
+INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (counts)
+MONEY_MAX_CENTS = 10**15  # sums of money are kept within ±this: exact also as a SQLite float (below 2**53)
+
+
+def clamp(expr, low, high):
+    """`expr` moved into low..high (NULL stays NULL), alike on both databases (GREATEST skips NULLs)."""
+    return case((expr < low, low), (expr > high, high), else_=expr)
+
+
+def wide(dialect, expr):
+    """`expr` in a type where products and sums of visitor numbers cannot overflow: PostgreSQL's numeric
+    (bigint arithmetic raises on overflow); on SQLite an overflowing integer product turns into a float."""
+    return cast(expr, Numeric) if dialect == "postgresql" else expr
+
+
+def bounded_sum(dialect, expr, bound=MONEY_MAX_CENTS):
+    """sum(expr) as an integer within ±bound: it never overflows. PostgreSQL sums bigint and numeric as
+    numeric; SQLite's sum() raises on integer overflow, so total() (a float, exact while below 2**53)."""
+    total = func.sum(expr) if dialect == "postgresql" else func.total(expr)
+    return cast(clamp(total, -bound, bound), BigInteger)
 
 
 def json_object(dialect, *pairs):

@@ -10,6 +10,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid alias).
 BigId = BigInteger().with_variant(Integer, "sqlite")
+#: For every table whose ids serve as a cursor, a watermark or a key sent out: without AUTOINCREMENT
+#: SQLite hands the ids of deleted top rows out again (PostgreSQL's sequences never go back).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class Base(DeclarativeBase):
@@ -39,6 +42,7 @@ class Event(Base):
         Index("ix_events_site_anon", "site_id", "anonymous_id"),
         Index("ix_events_site_user", "site_id", "user_id"),
         Index("ix_events_site_received", "site_id", "received_at"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -78,7 +82,7 @@ class BadRow(Base):
     """A message rejected inside an otherwise valid request, with the reason."""
 
     __tablename__ = "bad_rows"
-    __table_args__ = (Index("ix_bad_rows_site", "site_id", "id"),)
+    __table_args__ = (Index("ix_bad_rows_site", "site_id", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))

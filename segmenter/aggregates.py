@@ -6,8 +6,8 @@ Each statement merges with a commutative operation (min, max, sum, latest by
 from functools import cache
 
 from sqlalchemy import (
-    BigInteger, Integer, and_, bindparam, case, delete, exists, func, insert, literal, or_, select, tuple_, union_all,
-    update,
+    BigInteger, Integer, and_, bindparam, case, cast, delete, exists, func, insert, literal, or_, select, tuple_,
+    union_all, update,
 )
 
 from collector import dialects
@@ -90,7 +90,7 @@ def upsert_facts(dialect):
         func.min(case((is_order, fe.c.at))).label("first_order_at"),
         func.max(case((is_order, fe.c.at))).label("last_order_at"),
         func.sum(_flag(is_order)).label("order_count"),
-        func.sum(func.coalesce(fe.c.revenue_cents, 0)).label("revenue_cents"),
+        dialects.bounded_sum(dialect, func.coalesce(fe.c.revenue_cents, 0)).label("revenue_cents"),
         func.sum(_flag(event == rules.EMAIL_OPENED)).label("email_opens"),
         func.sum(_flag(event == rules.EMAIL_CLICKED)).label("email_clicks"),
         func.min(case((event.in_(rules.EMAIL_EVENTS), fe.c.at))).label("first_email_at"),
@@ -140,8 +140,12 @@ def upsert_facts(dialect):
     set_ = {name: earliest(name) for name in ("first_seen_at", "first_order_at", "first_email_at")}
     set_.update({name: latest(name) for name in (
         "last_seen_at", "last_cart_add_at", "last_checkout_at", "last_order_at", "last_email_engaged_at")})
-    set_.update({name: old[name] + new[name] for name in (
-        "event_count", "page_views", "product_views", "order_count", "revenue_cents", "email_opens", "email_clicks")})
+    # Sums stay in their column's range whatever visitors send (and whatever an older version stored).
+    set_.update({name: dialects.clamp(cast(old[name], BigInteger) + new[name], 0, dialects.INT_MAX) for name in (
+        "event_count", "page_views", "product_views", "order_count", "email_opens", "email_clicks")})
+    money = dialects.MONEY_MAX_CENTS
+    set_["revenue_cents"] = dialects.clamp(
+        dialects.clamp(old.revenue_cents, -money, money) + new.revenue_cents, -money, money)
     set_.update(latest_by("last_product_viewed_at", "last_product_message_id", (
         "last_product_id", "last_product_name", "last_product_url", "last_product_category", "last_product_price_cents")))
     set_.update(latest_by("email_at", "email_message_id", ("email",)))
@@ -272,7 +276,7 @@ def fold_cart(dialect):
 def update_derived(dialect):
     """Sessions, cart items and value, top categories of the touched profiles."""
     touched = select(fold_touched.c.profile_id)
-    session_counts = select(sessions.c.profile_id, func.count().label("n")).where(
+    session_counts = select(sessions.c.profile_id, dialects.clamp(func.count(), 0, dialects.INT_MAX).label("n")).where(
         sessions.c.site_id == SITE, sessions.c.profile_id.in_(touched)).group_by(sessions.c.profile_id).subquery()
     in_cart = and_(
         cart.c.site_id == SITE, cart.c.profile_id.in_(touched), cart.c.added.is_(True),
@@ -280,8 +284,9 @@ def update_derived(dialect):
         or_(facts.c.last_order_at.is_(None), cart.c.at > facts.c.last_order_at),
     )
     carts = select(
-        cart.c.profile_id, func.count().label("lines"),
-        func.sum(func.coalesce(cart.c.price_cents, 0) * cart.c.quantity).label("value"),
+        cart.c.profile_id, dialects.clamp(func.count(), 0, dialects.INT_MAX).label("lines"),
+        dialects.bounded_sum(dialect, dialects.wide(dialect, func.coalesce(cart.c.price_cents, 0)) * cart.c.quantity)
+        .label("value"),
     ).where(in_cart).group_by(cart.c.profile_id).subquery()
     per_category = select(
         views.c.profile_id, views.c.category,

@@ -1,14 +1,9 @@
 """Marshmallow schemas of the segment API: query arguments and responses (they also make the OpenAPI document)."""
-from datetime import datetime, timezone
+from datetime import timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-
-def iso(ms):
-    """An epoch-ms time as ISO 8601 UTC with milliseconds; None stays None."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from collector.times import iso  # the one rendering of stored times (never fails); members, exports, webhooks use it
 
 
 def iso_times(value):

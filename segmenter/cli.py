@@ -8,6 +8,7 @@ import click
 from marshmallow import ValidationError
 
 from collector import store as collector_store
+from collector.times import iso
 from segmenter import rollup as rollup_lib
 from segmenter import exports, members, policy, privacy, rules, store, webhook_http, webhooks
 
@@ -61,9 +62,7 @@ def _parse_now(text):
 
 
 def _iso(ms):
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return "-" if ms is None else iso(ms)[:19].replace("T", " ") + "Z"
 
 
 def _progress(site_name, backlog):

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
-    BigInteger, Float, Integer, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select, union_all,
+    BigInteger, Float, Integer, Numeric, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from collector import dialects
 from collector.models import Event
+from collector.times import TIME_MAX_MS, TIME_MIN_MS
 from segmenter import aggregates, models, rules
 from segmenter.aggregates import HI, LO, SITE, execute_counting
 from segmenter.scratch import fold_affected, fold_events, fold_links, fold_touched, prepare
@@ -74,6 +76,13 @@ def fold_chunk(conn, site_id, lo, hi, now, run_id):
     return FoldResult(read, touched, rebuilt, merged)
 
 
+def _event_time():
+    """The event's time clamped into the range that renders (collector.times): a stored absurd time (an
+    old database, a direct insert) folds as the nearest end, so window arithmetic never overflows."""
+    at = events.c.timestamp
+    return cast(case((at < TIME_MIN_MS, TIME_MIN_MS), (at > TIME_MAX_MS, TIME_MAX_MS), else_=at), BigInteger)
+
+
 # --- identities ------------------------------------------------------------------------
 
 @cache
@@ -85,11 +94,11 @@ def _collect_links():
         events.c.is_bot.is_(False), events.c.user_id.is_not(None),
     )
     both = select(
-        events.c.anonymous_id.label("anonymous_id"), events.c.user_id, events.c.timestamp.label("at"),
+        events.c.anonymous_id.label("anonymous_id"), events.c.user_id, _event_time().label("at"),
         events.c.message_id,
     ).where(in_chunk, events.c.anonymous_id.is_not(None))
     aliased = select(
-        events.c.previous_id, events.c.user_id, events.c.timestamp, events.c.message_id,
+        events.c.previous_id, events.c.user_id, _event_time(), events.c.message_id,
     ).where(in_chunk, events.c.type == "alias", events.c.previous_id.is_not(None))
     links = union_all(both, aliased).subquery()
     ranked = select(
@@ -190,8 +199,19 @@ PRODUCT_KEYS = ("product_id", "id", "sku", "name", "url", "category", "price", "
 ORDER_KEYS = ("revenue", "total", "value")
 
 
-def _cents(amount):
-    return case((func.abs(amount) < 1e12, cast(func.floor(amount * 100 + 0.5), BigInteger)))
+# Bounds on each number a visitor sends, before any product or sum (integer literals: on PostgreSQL a
+# float literal would turn a numeric of 400 digits into a float8, which fails).
+AMOUNT_LIMIT = 10**12  # a price or revenue, in currency units: |amount| below this, else ignored
+QUANTITY_MAX = 10**6  # a quantity outside 1..QUANTITY_MAX counts as 1
+
+
+def _cents(amount, real):
+    return case((func.abs(amount) < AMOUNT_LIMIT, cast(func.floor(real(amount) * 100 + 0.5), BigInteger)))
+
+
+def _real(dialect):
+    """A bounded number as a float, as SQLite holds it, so both databases round alike."""
+    return (lambda value: cast(value, Float)) if dialect == "postgresql" else (lambda value: value)
 
 
 def _raw(dialect, where):
@@ -203,7 +223,7 @@ def _raw(dialect, where):
     is_order = and_(e.type == "track", e.event == rules.ORDER_COMPLETED)
     is_identify = e.type == "identify"
     columns = [
-        profile.label("profile_id"), e.message_id, e.timestamp.label("at"), e.type,
+        profile.label("profile_id"), e.message_id, _event_time().label("at"), e.type,
         case((e.type == "track", e.event)).label("event"),
         or_(e.type.in_(("page", "screen")), and_(e.type == "track", e.event.not_in(rules.EMAIL_EVENTS))).label("activity"),
         e.url.label("page_url"),
@@ -229,7 +249,8 @@ def _accessors(dialect, raw):
     if dialect == "postgresql":
         def number(key, column="props"):
             kind = func.jsonb_typeof(raw.c[column].op("->")(literal(key)))
-            return case((kind == "number", cast(raw.c[column].op("->>")(literal(key)), Float)))
+            # numeric holds any JSON number (float8 fails past 1e308, so would the fold)
+            return case((kind == "number", cast(raw.c[column].op("->>")(literal(key)), Numeric)))
 
         def text(key, column="props"):
             kind = func.jsonb_typeof(raw.c[column].op("->")(literal(key)))
@@ -253,7 +274,7 @@ def _load(dialect, where):
     raw = _raw(dialect, where)
     number, text, email = _accessors(dialect, raw)
     is_product = raw.c.event.in_(rules.PRODUCT_EVENTS)
-    quantity = number("quantity")
+    quantity, real = number("quantity"), _real(dialect)
     columns = {
         "profile_id": raw.c.profile_id,
         "message_id": raw.c.message_id,
@@ -265,11 +286,11 @@ def _load(dialect, where):
         "product_name": case((is_product, text("name"))),
         "product_url": case((is_product, func.coalesce(text("url"), raw.c.page_url))),
         "category": case((is_product, text("category"))),
-        "price_cents": case((is_product, _cents(number("price")))),
-        "quantity": case((is_product, case((and_(quantity >= 1, quantity <= 1e6), cast(func.floor(quantity), Integer)),
-                                           else_=1))),
+        "price_cents": case((is_product, _cents(number("price"), real))),
+        "quantity": case((is_product, case(
+            (and_(quantity >= 1, quantity <= QUANTITY_MAX), cast(func.floor(real(quantity)), Integer)), else_=1))),
         "revenue_cents": case((raw.c.event == rules.ORDER_COMPLETED,
-                               _cents(func.coalesce(*(number(key) for key in ORDER_KEYS))))),
+                               _cents(func.coalesce(*(number(key) for key in ORDER_KEYS)), real))),
         "traits": raw.c.traits,
         "email": case((raw.c.type == "identify", email())),
     }

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from collector.models import Base, BigId, Event
+from collector.models import NEVER_REUSE_IDS, Base, BigId, Event
 
 PROFILE_ID = String(210)
 FK_SITE = "sites.id"
@@ -145,6 +145,7 @@ class MembershipChange(Base):
     __table_args__ = (
         Index("ix_membership_changes_site", "site_id", "id"),
         Index("ix_membership_changes_profile", "site_id", "profile_id"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -163,7 +164,7 @@ class RollupRun(Base):
     """One rollup of one site: its range of events, counts, changes and errors."""
 
     __tablename__ = "rollup_runs"
-    __table_args__ = (Index("ix_rollup_runs_site", "site_id", "id"),)
+    __table_args__ = (Index("ix_rollup_runs_site", "site_id", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
@@ -198,7 +199,7 @@ class Webhook(Base):
     """A receiver of enter/exit changes; `cursor` is the last change id queued for it."""
 
     __tablename__ = "webhooks"
-    __table_args__ = (Index("ix_webhooks_site", "site_id"),)
+    __table_args__ = (Index("ix_webhooks_site", "site_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
@@ -221,6 +222,7 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_hook", "webhook_id", "id"),
         Index("ux_webhook_deliveries_change", "webhook_id", "change_id", unique=True),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -239,6 +241,7 @@ class Erasure(Base):
     """The audit line of an erasure request: when, and how many rows went, never who."""
 
     __tablename__ = "erasures"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))

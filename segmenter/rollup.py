@@ -49,6 +49,20 @@ class WatermarkMoved(Exception):
     """Another rollup folded this site's events meanwhile (only possible without the lock)."""
 
 
+class FoldFailed(Exception):
+    """Folding the site's events lo < id <= hi failed (the chunk rolled back); `error` says why."""
+
+    def __init__(self, lo, hi, error):
+        super().__init__(f"events {lo + 1}..{hi}: {describe(error)}")
+        self.lo, self.hi, self.error = lo, hi, error
+
+
+def describe(error):
+    """One line about an error: the database's own message, without the SQL statement."""
+    orig = getattr(error, "orig", None) or error
+    return f"{type(orig).__name__}: {(str(orig).strip().splitlines() or [''])[0]}"
+
+
 @dataclass
 class RunSummary:
     """The outcome of one site's rollup. `status`: done, busy (another rollup holds the
@@ -106,7 +120,7 @@ def rollup_site(engine, site_id, site_name, now=None, chunk_size=None, progress=
             _judge(engine, summary, clock())
         except Exception as err:  # recorded in rollup_runs, reported by the CLI
             summary.status = "failed"
-            summary.error = f"{type(err).__name__}: {err}"
+            summary.error = str(err) if isinstance(err, FoldFailed) else describe(err)
             if summary.run_id is not None:
                 with write_engine(engine).begin() as conn:
                     _finish(conn, summary)
@@ -150,7 +164,11 @@ def _fold_backlog(engine, summary, clock, chunk_size, progress):
     with bar:
         for chunk in itertools.count(1):
             size, started = sizes.next(), time.monotonic()
-            folded = _fold_next_chunk(engine, summary, ceiling, size, clock())
+            try:
+                folded = _fold_next_chunk(engine, summary, ceiling, size, clock())
+            except FoldFailed as failed:
+                _isolate(engine, summary, failed, clock())
+                raise
             sizes.took(time.monotonic() - started)
             if progress is not None and folded:
                 bar.update(folded)
@@ -201,7 +219,10 @@ def _fold_next_chunk(engine, summary, ceiling, chunk_size, now):
             if lo < ceiling:
                 _advance(conn, summary, lo, ceiling)
             return 0
-        folded = fold_chunk(conn, summary.site_id, lo, hi, now, summary.run_id)
+        try:
+            folded = fold_chunk(conn, summary.site_id, lo, hi, now, summary.run_id)
+        except Exception as err:  # the transaction rolls back: nothing of the chunk stays
+            raise FoldFailed(lo, hi, err) from err
         _advance(conn, summary, lo, hi)
         summary.events_folded += count
         summary.events_read += folded.events_read
@@ -212,6 +233,55 @@ def _fold_next_chunk(engine, summary, ceiling, chunk_size, now):
             .values(watermark_to=hi, events_folded=summary.events_folded, events_read=summary.events_read)
         )
     return count
+
+
+def _isolate(engine, summary, failed, now):
+    """After a chunk failed: find the first event whose fold fails, fold the events before it and name it
+    in `failed`. The site's watermark stays just below that event, so nothing is skipped or lost: each
+    later run stops there again (cheaply: the first event is tried alone first) until the row is fixed
+    or deleted. A failure that does not come back is reported with the chunk only."""
+    lo = failed.lo
+    ids = select(events.c.id).where(events.c.site_id == summary.site_id, events.c.id > lo, events.c.id <= failed.hi)
+    with engine.connect() as conn:
+        count = conn.scalar(select(func.count()).select_from(ids.subquery()))
+    if not count:
+        return
+
+    def nth(n):  # the n-th (from 1) event id of the chunk
+        with engine.connect() as conn:
+            return conn.scalar(ids.order_by(events.c.id).offset(n - 1).limit(1))
+
+    good, bad = 0, count  # folding up to the good-th event works, up to the bad-th fails
+    if count > 1:
+        good, bad = (0, 1) if _fold_fails(engine, summary, lo, nth(1), now) else (1, count)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if _fold_fails(engine, summary, lo, nth(middle), now):
+            bad = middle
+        else:
+            good = middle
+    bad_id, good_id = nth(bad), nth(good) if good else lo
+    if bad == count and not _fold_fails(engine, summary, lo, bad_id, now):
+        return  # it passed this time: a passing problem, not an event; the next run retries the chunk
+    if good_id > lo:
+        _fold_next_chunk(engine, summary, good_id, good, now)
+    failed.args = (f"event {bad_id} could not be folded (chunk {lo + 1}..{failed.hi}): {describe(failed.error)}; "
+                   f"the site's events up to {good_id} are folded, its later events wait until that row is fixed "
+                   f"or deleted",)
+
+
+def _fold_fails(engine, summary, lo, hi, now):
+    """Whether folding the site's events lo < id <= hi fails; a trial, always rolled back."""
+    with write_engine(engine).connect() as conn:
+        trial = conn.begin()
+        try:
+            dialects.without_jit(conn)
+            fold_chunk(conn, summary.site_id, lo, hi, now, summary.run_id)
+            return False
+        except Exception:  # noqa: BLE001 - any failure is what is looked for
+            return True
+        finally:
+            trial.rollback()
 
 
 def _advance(conn, summary, lo, hi):

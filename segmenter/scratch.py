@@ -1,5 +1,5 @@
 """Per-connection scratch (TEMPORARY) tables of a fold and of judging; emptied before each use."""
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, delete
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, delete, event
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from segmenter.models import PROFILE_ID, ProfileFact
@@ -97,6 +97,8 @@ def prepare(conn, metadata=TEMP):
     info = conn.connection.info  # lives as long as the database connection (and its TEMP tables)
     key = f"cohortly_scratch_{id(metadata)}"
     if not info.get(key):
+        # Tables created in a transaction that rolls back (a failed chunk) are gone: make them again.
+        event.listen(conn, "rollback", lambda _conn: info.pop(key, None), once=True)
         if conn.dialect.name == "sqlite":  # a rollup walks big indexes: a larger page cache than SQLite's 2 MiB
             conn.exec_driver_sql(f"PRAGMA cache_size=-{ROLLUP_CACHE_KIB}")
         for table in metadata.sorted_tables:

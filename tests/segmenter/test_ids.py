@@ -1,0 +1,184 @@
+"""Ids are never handed out twice: not after an erasure, a purge or a delete, and not after migrating."""
+import uuid
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import delete, func, insert, inspect, select, text, update
+
+from collector.db import make_engine, upgrade
+from collector.models import BadRow, Event
+from segmenter import models, privacy, webhooks
+from segmenter.rules import HOUR
+from tests.conftest import BACKEND, PG_URL
+from tests.receiver import Receiver
+from tests.segmenter.helpers import T0, event, facts, page, roll, store, track, watermark
+
+NOW = T0 + 2 * HOUR
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def receiver():
+    """A running webhook receiver, stopped after the test."""
+    found = Receiver()
+    found.start()
+    yield found
+    found.stop()
+
+
+def browse(engine, site_id, anon):
+    store(engine, site_id, [track("Product Viewed", anon=anon, product_id="p1"),
+                            track("Product Viewed", at=T0 + 1, anon=anon, product_id="p2")])
+
+
+def test_an_event_stored_after_the_top_events_were_erased_is_folded(engine, site):
+    site_id = site["site_id"]
+    store(engine, site_id, [page(anon="kept"), page(anon="leaving"), page(anon="leaving")])
+    roll(engine, NOW)
+    folded_up_to = watermark(engine, site_id)
+    privacy.erase_profile(engine, site_id, "leaving", NOW)  # the events with the largest ids go
+    store(engine, site_id, [page(anon="newcomer")])
+    roll(engine, NOW)
+    assert watermark(engine, site_id) > folded_up_to
+    assert set(facts(engine, site_id)) == {"a:kept", "a:newcomer"}
+
+
+def test_a_change_made_after_the_top_changes_were_erased_reaches_the_webhook(client, engine, site, receiver):
+    site_id = site["site_id"]
+    response = client.post("/api/v1/webhooks", json={"url": receiver.url, "segments": ["browsers"]},
+                           headers=bearer(site["api_key"]))
+    assert response.status_code == 201
+    browse(engine, site_id, "first")
+    browse(engine, site_id, "leaving")
+    roll(engine, NOW)
+    assert webhooks.deliver(engine, NOW).delivered == 2
+    privacy.erase_profile(engine, site_id, "leaving", NOW)  # its enter was the newest change: past the cursor
+    browse(engine, site_id, "newcomer")
+    roll(engine, NOW)
+    assert webhooks.deliver(engine, NOW).delivered == 1
+    assert [body["profile_id"] for body in receiver.accepted()] == ["a:first", "a:leaving", "a:newcomer"]
+    keys = [body["idempotency_key"] for body in receiver.accepted()]
+    assert len(set(keys)) == 3
+
+
+def test_a_new_webhook_never_takes_the_id_of_a_deleted_one(client, site, receiver):
+    def register():
+        response = client.post("/api/v1/webhooks", json={"url": receiver.url}, headers=bearer(site["api_key"]))
+        assert response.status_code == 201
+        return response.json["id"]
+
+    first = register()
+    assert client.delete(f"/api/v1/webhooks/{first}", headers=bearer(site["api_key"])).status_code == 204
+    assert register() > first  # its idempotency keys ("<hook>-<change>") can never come back
+
+
+def _rows(site_id, conn):
+    """A minimal new row for each table whose ids must never be reused (a delivery of the newest change)."""
+    change = conn.scalar(select(func.max(models.MembershipChange.id)))
+    hook = conn.scalar(select(func.max(models.Webhook.id)))
+    return {
+        "events": {**event("page", None, message_id=uuid.uuid4().hex), "site_id": site_id},
+        "bad_rows": {"site_id": site_id, "received_at": T0, "reason": {}, "payload": "{}"},
+        "membership_changes": {"site_id": site_id, "segment": "active", "profile_id": "a:x", "change": "enter",
+                               "at": T0, "detected_at": T0, "reason": "seen"},
+        "rollup_runs": {"site_id": site_id, "status": "done", "started_at": T0, "watermark_from": 0,
+                        "watermark_to": 0, "events_folded": 0, "events_read": 0, "profiles_evaluated": 0,
+                        "enters": 0, "exits": 0},
+        "webhooks": {"site_id": site_id, "url": "https://hooks.example/", "changes": ["enter"], "secret": "s",
+                     "cursor": 0, "created_at": T0},
+        "webhook_deliveries": {"webhook_id": hook, "change_id": change, "status": "pending", "attempts": 0,
+                               "next_attempt_at": T0, "created_at": T0},
+        "erasures": {"site_id": site_id, "erased_at": T0, "counts": {}},
+    }
+
+
+TABLES = {table.name: table for table in (
+    Event.__table__, BadRow.__table__, models.MembershipChange.__table__, models.RollupRun.__table__,
+    models.Webhook.__table__, models.WebhookDelivery.__table__, models.Erasure.__table__)}
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_the_id_of_a_deleted_top_row_is_never_given_again(engine, site, name):
+    table = TABLES[name]
+    # A delivery needs a webhook, and a change of its own (one delivery per change and webhook).
+    parents = {"webhook_deliveries": ("webhooks", "membership_changes")}.get(name, ())
+
+    def add(*names):
+        with engine.begin() as conn:
+            for each in names:
+                made = conn.execute(insert(TABLES[each]).values(_rows(site["site_id"], conn)[each]))
+        return made.inserted_primary_key[0]
+
+    add(*parents, name)
+    top = add(*parents[1:], name)
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.id == top))
+    assert add(*parents[1:], name) > top
+
+
+# --- the migration of an existing database -------------------------------------------------
+
+@pytest.fixture
+def blank_url(tmp_path):
+    """The URL of an empty database without any table."""
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    schema = f"cohortly_blank_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_migrating_an_old_database_keeps_its_rows_and_never_reuses_their_ids(blank_url):
+    engine = make_engine(blank_url)
+    try:
+        _migrate_and_check(engine)
+    finally:
+        engine.dispose()
+
+
+def _migrate_and_check(engine):
+    from collector import store as collector_store
+
+    upgrade(engine, "0004")  # the schema before ids were kept from reuse
+    site_id = collector_store.create_site(engine, "old", [])["site_id"]
+    events, changes_, deliveries = Event.__table__, models.MembershipChange.__table__, models.WebhookDelivery.__table__
+    store(engine, site_id, [page(anon=f"v{n}") for n in range(9)])
+    with engine.begin() as conn:
+        change_rows = _rows(site_id, conn)["membership_changes"]
+        conn.execute(insert(models.RollupState.__table__).values(site_id=site_id, watermark=9))
+        conn.execute(delete(events).where(events.c.id > 5))  # purged after they were folded
+        for _ in range(3):
+            conn.execute(insert(changes_).values(change_rows))
+        conn.execute(insert(models.Webhook.__table__).values(_rows(site_id, conn)["webhooks"]))
+        rows = _rows(site_id, conn)
+        conn.execute(update(models.Webhook.__table__).values(cursor=3))  # sent up to change 3
+        conn.execute(insert(deliveries).values({**rows["webhook_deliveries"], "change_id": 2}))
+        conn.execute(delete(changes_).where(changes_.c.id == 3))
+        conn.execute(insert(BadRow.__table__).values(rows["bad_rows"]))
+        before = {name: conn.execute(select(table).order_by(table.c.id)).all() for name, table in TABLES.items()}
+
+    upgrade(engine)
+
+    with engine.connect() as conn:
+        after = {name: conn.execute(select(table).order_by(table.c.id)).all() for name, table in TABLES.items()}
+        indexes = {name: {index["name"] for index in inspect(conn).get_indexes(name)} for name in TABLES}
+    assert after == before
+    assert [row.id for row in after["events"]] == [1, 2, 3, 4, 5]
+    assert [(row.change_id, row.status) for row in after["webhook_deliveries"]] == [(2, "pending")]
+    assert {"ux_events_site_message", "ix_events_site_id", "ix_events_site_anon"} <= indexes["events"]
+    assert "ux_webhook_deliveries_change" in indexes["webhook_deliveries"]
+    store(engine, site_id, [page(anon="newcomer")])
+    with engine.begin() as conn:
+        assert conn.scalar(select(func.max(events.c.id))) == 10  # above the watermark, never 6
+        assert conn.execute(insert(changes_).values(change_rows)).inserted_primary_key[0] == 4  # above the cursor
+    roll(engine, NOW, site_id=site_id)
+    assert "a:newcomer" in facts(engine, site_id)
