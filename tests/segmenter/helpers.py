@@ -1,5 +1,6 @@
 """Helpers of the segmenter tests: stored events without HTTP, facts and memberships as dicts."""
 import itertools
+import re
 from datetime import datetime, timezone
 
 from sqlalchemy import insert, select
@@ -154,3 +155,18 @@ def change_log(engine, site_id):
     """The site's changes without ids and run ids (comparable across sites)."""
     keep = ("segment", "profile_id", "change", "at", "detected_at", "reason", "context")
     return [{key: change[key] for key in keep} for change in changes(engine, site_id)]
+
+
+def form_token(html):
+    """The CSRF token of a dashboard form."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def sign_in(client, api_key, token=None):
+    """Open the dashboard's sign-in page, then post the form with its CSRF token (or `token`)."""
+    page = client.get("/dashboard/")
+    assert page.status_code == 200 and b'id="sign-in"' in page.data
+    return client.post("/dashboard/login", data={"api_key": api_key,
+                                                 "csrf_token": token or form_token(page.text)})

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from collector.cli import main
 from collector.models import DashboardSession
 from segmenter import dashboard
+from tests.segmenter.helpers import form_token, sign_in
 
 SESSIONS = DashboardSession.__table__
 
@@ -23,12 +24,6 @@ def app(database_url):
     app.extensions["cohortly_engine"].dispose()
 
 
-def form_token(html):
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
-
-
 def set_cookies(response):
     """The response's Set-Cookie headers by cookie name: (value, attributes in lower case)."""
     cookies = {}
@@ -37,14 +32,6 @@ def set_cookies(response):
         name, value = name_value.split("=", 1)
         cookies[name] = (value, [attribute.lower() for attribute in attributes])
     return cookies
-
-
-def sign_in(client, api_key, token=None):
-    """Open the sign-in page, then post the form with its CSRF token (or `token`)."""
-    page = client.get("/dashboard/")
-    assert page.status_code == 200 and b'id="sign-in"' in page.data
-    return client.post("/dashboard/login", data={"api_key": api_key,
-                                                 "csrf_token": token or form_token(page.text)})
 
 
 def session_count(engine):

@@ -17,11 +17,10 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('sites') as batch:
         batch.add_column(sa.Column('identity_secret', sa.String(length=64), nullable=True))
-    # A constant default: PostgreSQL (11+) and SQLite add the column without rewriting the table.
-    with op.batch_alter_table('events') as batch:
-        batch.add_column(sa.Column('user_verified', sa.Boolean(), server_default=sa.false(), nullable=False))
-    with op.batch_alter_table('identities') as batch:
-        batch.add_column(sa.Column('verified', sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A constant default: PostgreSQL (11+) and SQLite add the column without rewriting the table. Not in batch
+    # mode: on SQLite that copies the table and would drop `events`' AUTOINCREMENT (migration 0005).
+    op.add_column('events', sa.Column('user_verified', sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column('identities', sa.Column('verified', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade():
