@@ -9,8 +9,7 @@ from marshmallow import ValidationError
 
 from collector import store as collector_store
 from collector.times import iso
-from segmenter import rollup as rollup_lib
-from segmenter import exports, members, policy, privacy, rules, store, webhook_http, webhooks
+from segmenter import exports, job, members, policy, privacy, rules, store, webhook_http
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
 
@@ -128,14 +127,13 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
     try:
         while True:
             started = time.monotonic()
-            summaries = rollup_lib.run_rollup(engine, now=now, site_id=site_id, chunk_size=chunk_size,
-                                              progress=None if as_json else _progress)
-            for summary in summaries:
+            done = job.run_pass(engine, now=now, site_id=site_id, allowed=allowed, chunk_size=chunk_size,
+                                progress=None if as_json else _progress)
+            for summary in done.summaries:
                 _report(summary, as_json)
-            _deliver_webhooks(engine, now, allowed)  # after every site's rollup has committed
-            _purge_quietly(engine, now if now is not None else collector_store.now_ms())
+            _report_pass(done)
             if every is None:
-                if any(summary.status == "failed" for summary in summaries):
+                if done.failed:
                     sys.exit(1)
                 return
             time.sleep(max(0.0, every - (time.monotonic() - started)))
@@ -144,16 +142,16 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
         click.echo("Stopped.", err=True)
 
 
-def _deliver_webhooks(engine, now, allowed):
-    """Send the new enters and exits to the webhooks, within webhooks.PASS_BUDGET_SECONDS; a problem
-    there never fails the rollup."""
-    try:
-        delivered = webhooks.deliver(engine, now if now is not None else collector_store.now_ms(), allowed)
-    except Exception as err:  # noqa: BLE001 - deliveries must never break the rollup job
-        click.echo(f"webhooks: delivery pass failed: {err.__class__.__name__}: {err}", err=True)
-        return
-    if delivered.delivered or delivered.failed:
-        click.echo(f"webhooks: {delivered.delivered} delivered, {delivered.failed} failed", err=True)
+def _report_pass(done):
+    """The webhook pass and the purge of a rollup pass, on stderr."""
+    if done.webhook_error:
+        click.echo(f"webhooks: delivery pass failed: {done.webhook_error}", err=True)
+    elif done.webhooks.delivered or done.webhooks.failed:
+        click.echo(f"webhooks: {done.webhooks.delivered} delivered, {done.webhooks.failed} failed", err=True)
+    for name, purged in done.purged.items():
+        click.echo(f"{name}: purged {purged:,} events past retention", err=True)
+    for name, error in done.purge_errors.items():
+        click.echo(f"{name}: purge failed: {error}", err=True)
 
 
 def _show_status(engine, site_id, limit, as_json):
@@ -352,17 +350,6 @@ def purge(site_name):
         except privacy.Busy as err:
             raise click.ClickException(str(err)) from None
         click.echo(f"{site['name']}: purged {purged:,} events")
-
-
-def _purge_quietly(engine, now):
-    """The scheduled purge after a rollup pass; a busy site waits for the next pass."""
-    for site in _sites(engine):
-        try:
-            purged = privacy.purge_events(engine, site["id"], now, wait_seconds=0)
-        except privacy.Busy:
-            continue
-        if purged:
-            click.echo(f"{site['name']}: purged {purged:,} events past retention", err=True)
 
 
 def register(main):
