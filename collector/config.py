@@ -8,6 +8,8 @@ SETTINGS = {
     "MAX_BATCH_MESSAGES": (2500, "Most messages in one /v1/batch request"),
     "RATE_LIMIT": (1000, "Requests per second per write key and worker (token bucket); 0 turns it off"),
     "RATE_BURST": (2000, "Requests a write key may send at once before RATE_LIMIT applies"),
+    "CLIENT_RATE_LIMIT": (100, "Requests per second per client (IPv4 address or IPv6 /64) and write key, per worker; 0 turns it off"),
+    "CLIENT_RATE_BURST": (200, "Requests one client may send at once before CLIENT_RATE_LIMIT applies"),
     "RETRY_AFTER": (5, "Seconds a client is told to wait after a 429 or 503"),
     "TRUSTED_PROXIES": (0, "How many reverse proxies set X-Forwarded-For in front of the collector"),
     "SITE_CACHE_SECONDS": (10, "How long a worker caches a site looked up by its write key"),
@@ -15,6 +17,10 @@ SETTINGS = {
     "STALE_AFTER": (3600, "Seconds after the last rollup when the API calls a segment stale"),
     "BAD_ROWS_KEEP": (10000, "Bad rows kept per site; older ones are dropped"),
 }
+
+
+class SettingError(ValueError):
+    """A setting's value that Cohortly cannot start with; its message says which and why."""
 
 
 def defaults():
