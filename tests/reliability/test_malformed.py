@@ -265,7 +265,7 @@ def test_the_partial_load_judges_every_message_as_the_full_load_does(raw):
 
 
 # --- The fast path (collector.messages) against marshmallow. ---------------------------------------------
-ID_EDGES = st.sampled_from(["", "x" * 200, "x" * 201, "\x00", "\ud800", 10**199, 10**200, -(10**199), 1e300, True, 0, -0.0])
+ID_EDGES = st.sampled_from(["", " ", "\t\n", "\u3000", " x ", "x" * 200, "x" * 201, "\x00", "\ud800", 10**199, 10**200, -(10**199), 1e300, True, 0, -0.0])
 TEXT_EDGES = st.sampled_from(["", "x" * 50, "x" * 51, "x" * 200, "x" * 201, b"bytes", 0, True])
 ids = ID_EDGES | ID_EDGES | st.none() | st.text(max_size=8) | st.integers() | st.floats() | json_values
 texts = TEXT_EDGES | TEXT_EDGES | st.none() | st.text(max_size=8) | json_values
@@ -273,7 +273,7 @@ offsets = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=5, minut
 TIME_EDGES = st.sampled_from(["2026-01-15T10:00:00Z", "2026-01-15T10:00:00.123+01:00", "2026-01-15", "20260115T100000",
                               "2026-W03-4", "9999-12-31T23:59:59Z", "2999-01-01T00:00:00Z", "2026-01-15T24:00:00",
                               "2026-01-15T10:00:00+25:00", "2026-13-45T99:99:99Z", "not a date", "", "1736935200000",
-                              1736935200000])
+                              1736935200000, "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 moments = (TIME_EDGES | TIME_EDGES | st.none() | json_values | st.datetimes(timezones=offsets).map(datetime.isoformat)
            | st.datetimes().map(lambda moment: moment.isoformat(sep=" ", timespec="milliseconds")))
 mappings = st.none() | st.dictionaries(st.text(max_size=6), json_values, max_size=4) | json_values
