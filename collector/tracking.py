@@ -138,17 +138,18 @@ def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
     request_ip = request.remote_addr
     request_ua = request.headers.get("User-Agent")
     store_ip = site["settings"].get("store_ip", True)
-    budget = STORE_BUDGET * config["MAX_REQUEST_BYTES"]
+    budget = left = STORE_BUDGET * config["MAX_REQUEST_BYTES"]
     rows, rejected, bad = [], [], []
     for index, raw in enumerate(messages):
         try:
             message, size = _validate(raw, config["MAX_MESSAGE_BYTES"], shared_bytes)
-            if size > budget:
+            if size > left:
+                left = -1  # the first message over the budget ends it: the ones after it are refused too
                 raise APIError(413, "request_too_large", f"A request may store at most {budget} bytes of messages, "
                                "counting the batch's context and integrations in each; send the rest in another request.")
             merge_envelope(message, context, integrations)
             rows.append(build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip))
-            budget -= size
+            left -= size
         except (APIError, Refused) as err:
             fault = {"index": index, "code": err.code, "message": err.message}
             if err.fields:
