@@ -217,11 +217,11 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
 
 
 def redact(raw):
-    """A rejected message as it may be kept in bad_rows: without its raw IP (`context.ip`, `request_ip`) and
-    its User-Agent string (`context.userAgent`), which events never keep either."""
+    """A rejected message as it may be kept in bad_rows: without a raw IP (`context.ip`, `ip`, `request_ip`) or
+    User-Agent string (`context.userAgent`, `userAgent`), which events never keep either."""
     if not isinstance(raw, dict):
         return raw
-    kept = {key: value for key, value in raw.items() if key not in ("request_ip", "userAgent")}
+    kept = {key: value for key, value in raw.items() if key not in ("request_ip", "ip", "userAgent")}
     context = kept.get("context")
     if isinstance(context, dict) and ("ip" in context or "userAgent" in context):
         kept["context"] = {key: value for key, value in context.items() if key not in ("ip", "userAgent")}

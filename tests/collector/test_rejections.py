@@ -216,7 +216,7 @@ def test_bad_rows_keep_no_user_agent_string(client, engine, site):
     agent = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0 uniq-7f3a"
     bad = [
         {"type": "track", "anonymousId": "a", "context": {"userAgent": agent, "locale": "fr-FR", "ip": "203.0.113.9"}},
-        {"type": "track", "event": "E", "anonymousId": "a", "userAgent": agent},
+        {"type": "track", "event": "E", "anonymousId": "a", "userAgent": agent, "ip": "203.0.113.9"},
     ]
     response = client.post("/v1/batch", json={"batch": bad}, headers={**basic(site["write_key"]), "User-Agent": agent})
     assert [fault["code"] for fault in response.json["rejected"]] == ["invalid_message"] * 2
