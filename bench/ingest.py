@@ -6,8 +6,9 @@
 Both apps run under `collector/gunicorn_conf.py` with 2 workers; the load client sends the same bodies to
 both, alternating which goes first in each round, and the headline figure is collector ÷ ceiling within a
 round (the median over rounds), because a 2-core machine shared with others is too noisy for bare times.
-The collector runs with its real configuration except COHORTLY_RATE_LIMIT, raised to 10⁹ requests/s so
-that the token bucket still runs but never refuses (the default, 1,000 per key and worker, would answer 429).
+The collector runs with its real configuration except COHORTLY_RATE_LIMIT and COHORTLY_CLIENT_RATE_LIMIT,
+raised to 10⁹ requests/s so that the token buckets still run but never refuse (the defaults, 1,000 per key and
+100 per client and worker, would answer 429: the load client is one client).
 After the load, every event answered 2xx must be stored exactly once, and nothing else stored.
 Exit status: 0 when every check holds and every target is met, 1 otherwise.
 """
@@ -30,7 +31,7 @@ from collector.db import make_engine
 from collector.models import Event
 
 TARGETS = {1: 0.50, 20: 0.30}  # collector ÷ ceiling, at this many events per request (issue #7)
-COLLECTOR_ENV = {"COHORTLY_RATE_LIMIT": "1000000000"}
+COLLECTOR_ENV = {"COHORTLY_RATE_LIMIT": "1000000000", "COHORTLY_CLIENT_RATE_LIMIT": "1000000000"}
 
 
 def measure(server, write_key, prefix, batch, seconds, concurrency, limit=10_000_000):

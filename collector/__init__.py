@@ -23,7 +23,6 @@ def create_app(test_config=None):
     db.init_app(app)
     errors.init_app(app)
     tracking.init_app(app)
-    snippet.init_app(app)
     app.register_blueprint(health.bp)
     segment_api.init_app(app)
     app.register_blueprint(dashboard.bp)
@@ -31,4 +30,5 @@ def create_app(test_config=None):
         from demo.shop import bp as demo_shop
 
         app.register_blueprint(demo_shop)
+    snippet.init_app(app)  # last: it refuses a SNIPPET_PATH that another route answers
     return app

@@ -6,6 +6,7 @@ import sys
 import click
 
 from collector import create_app, db, store
+from collector.config import SettingError
 
 
 def _engine():
@@ -15,7 +16,17 @@ def _engine():
     return engine
 
 
-@click.group()
+class _Group(click.Group):
+    """Turns a bad setting into one line and exit code 1, for every command."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SettingError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=_Group)
 def main():
     """Cohortly: self-hosted behavioural segmentation."""
 

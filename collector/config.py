@@ -8,6 +8,8 @@ SETTINGS = {
     "MAX_BATCH_MESSAGES": (2500, "Most messages in one /v1/batch request"),
     "RATE_LIMIT": (1000, "Requests per second per write key and worker (token bucket); 0 turns it off"),
     "RATE_BURST": (2000, "Requests a write key may send at once before RATE_LIMIT applies"),
+    "CLIENT_RATE_LIMIT": (100, "Requests per second per client (IPv4 address or IPv6 /64) and write key, per worker; 0 turns it off"),
+    "CLIENT_RATE_BURST": (200, "Requests one client may send at once before CLIENT_RATE_LIMIT applies"),
     "RETRY_AFTER": (5, "Seconds a client is told to wait after a 429 or 503"),
     "TRUSTED_PROXIES": (0, "How many reverse proxies set X-Forwarded-For in front of the collector"),
     "SITE_CACHE_SECONDS": (10, "How long a worker caches a site looked up by its write key"),
@@ -19,6 +21,10 @@ SETTINGS = {
     "DASHBOARD_SESSION_SECONDS": (8 * 3600, "How long a dashboard sign-in lasts (signing out or `cohortly sites rotate-key` ends it sooner)"),
     "READ_TIMEOUT": (15, "Seconds a client of `cohortly serve` has to send a whole request (headers and body); slower ones are disconnected"),
 }
+
+
+class SettingError(ValueError):
+    """A setting's value that Cohortly cannot start with; its message says which and why."""
 
 
 def defaults():

@@ -5,6 +5,7 @@ from alembic import command
 from alembic.config import Config
 from flask import current_app
 from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import make_url
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -12,11 +13,34 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 def make_engine(url, sqlite_timeout=5.0):
     """An engine for `url`; SQLite gets WAL, a busy timeout (seconds) and explicit BEGINs."""
     if url.startswith("sqlite"):
+        _create_database_file(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": sqlite_timeout})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _create_database_file(path):
+    """Create a missing SQLite file readable by its owner only: SQLite gives its -wal and -shm files the
+    database file's mode, and would create it world-readable (0644 under the usual umask)."""
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # created meanwhile by another process
+        pass
+    except FileNotFoundError:  # no such directory: SQLite reports it on connect
+        pass
+
+
+def write_private(path, text):
+    """Write `text` to `path`, readable by its owner only (0600; a new directory 0700): for files holding keys."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def _sqlite_connect(dbapi_connection, _record):
@@ -77,5 +101,5 @@ def init_app(app):
 
 
 def _default_url(app):
-    os.makedirs(app.instance_path, exist_ok=True)
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     return "sqlite:///" + os.path.join(app.instance_path, "cohortly.db")

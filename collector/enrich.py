@@ -1,4 +1,5 @@
-"""Pure enrichment of validated messages into event rows: skew, user agent, IP, UTM."""
+"""Pure enrichment of validated messages into event rows: skew, user agent, IP, UTM; and the bounds on
+times and amounts a row may hold."""
 import ipaddress
 import uuid
 from functools import lru_cache
@@ -8,11 +9,78 @@ from user_agents import parse as parse_ua
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
 SHORT = 200
+#: Times a client sends must lie in [2000-01-01, 2100-01-01) UTC, and so must the event time after skew
+#: correction: later stages render and subtract times, and a year 1 or 9999 breaks them.
+EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+LATEST_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
+#: Property amounts the rollup sums or multiplies (in cents, as BIGINT): |amount| <= MAX_AMOUNT currency units,
+#: 0 <= quantity <= MAX_QUANTITY. Checked in `properties` and in each item of `properties.products`.
+MAX_AMOUNT = 1_000_000_000
+MAX_QUANTITY = 10_000
+AMOUNT_KEYS = frozenset(("price", "revenue", "total", "value", "subtotal", "tax", "shipping", "discount"))
+NUMBER_KEYS = AMOUNT_KEYS | {"quantity", "products"}
+
+
+class Refused(ValueError):
+    """A valid message whose content Cohortly will not store: `code`, `message`, `fields` for the answer."""
+
+    def __init__(self, code, message, fields=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fields = fields
 
 
 def to_ms(moment):
     """Milliseconds since the epoch of an aware datetime."""
     return int(moment.timestamp() * 1000)
+
+
+def event_time(message, sent_at_ms, received_at_ms):
+    """The event's time on the server's clock (ms); `Refused` when a client time or the result is out of range.
+
+    `sent_at_ms` is the batch's `sentAt` (a message's own `sentAt` wins).
+    """
+    for name in TIME_FIELDS:
+        moment = message.get(name)
+        if moment is not None and not EARLIEST_MS <= to_ms(moment) < LATEST_MS:
+            raise Refused("invalid_timestamp", f"`{name}` must lie between 2000-01-01 and 2100-01-01 (UTC).",
+                          {name: ["Out of range."]})
+    moment = message.get("timestamp") or message.get("originalTimestamp")
+    sent_at = message.get("sentAt")
+    if sent_at is None and sent_at_ms is not None and not EARLIEST_MS <= sent_at_ms < LATEST_MS:
+        raise Refused("invalid_timestamp", "The batch's `sentAt` must lie between 2000-01-01 and 2100-01-01 (UTC).",
+                      {"sentAt": ["Out of range."]})
+    at = correct_skew(to_ms(moment) if moment else None, to_ms(sent_at) if sent_at else sent_at_ms, received_at_ms)
+    if at < EARLIEST_MS:
+        raise Refused("invalid_timestamp", "Corrected for the client's clock (`receivedAt - (sentAt - timestamp)`), "
+                      "the event time falls before 2000-01-01.", {"timestamp": ["Out of range after skew correction."]})
+    return at
+
+
+def check_amounts(properties):
+    """`Refused` when an amount or quantity the rollup sums is out of range (see MAX_AMOUNT, MAX_QUANTITY)."""
+    if type(properties) is not dict or properties.keys().isdisjoint(NUMBER_KEYS):
+        return  # the common message: one set test
+    _check_item(properties, "properties")
+    products = properties.get("products")
+    if type(products) is list:
+        for index, item in enumerate(products):
+            if type(item) is dict:
+                _check_item(item, f"properties.products[{index}]")
+
+
+def _check_item(item, where):
+    for key in AMOUNT_KEYS.intersection(item):
+        value = item[key]
+        if type(value) in (int, float) and not -MAX_AMOUNT <= value <= MAX_AMOUNT:
+            raise Refused("out_of_range", f"`{where}.{key}` must be a number from -{MAX_AMOUNT:,} to {MAX_AMOUNT:,}.",
+                          {f"{where}.{key}": ["Out of range."]})
+    value = item.get("quantity")
+    if type(value) in (int, float) and not 0 <= value <= MAX_QUANTITY:
+        raise Refused("out_of_range", f"`{where}.quantity` must be a number from 0 to {MAX_QUANTITY:,}.",
+                      {f"{where}.quantity": ["Out of range."]})
 
 
 def correct_skew(timestamp_ms, sent_at_ms, received_at_ms):
@@ -48,9 +116,11 @@ def describe_user_agent(user_agent):
 
 
 def truncate_ip(ip):
-    """The network part of an IP: IPv4 to /24, IPv6 to /48; None when not an IP.
+    """The network part of an IP: IPv4 to /24, IPv6 to /48 (6to4 and Teredo: their IPv4 to /24); None when not an IP.
 
     >>> truncate_ip("203.0.113.77")
+    '203.0.113.0'
+    >>> truncate_ip("2002:cb00:714d::1")
     '203.0.113.0'
     """
     try:
@@ -68,6 +138,10 @@ def _truncate_ip(ip):
         return None
     if address.version == 6 and address.ipv4_mapped:
         address = address.ipv4_mapped
+    elif address.version == 6 and (address.sixtofour or address.teredo):
+        # 6to4 (2002::/16) holds the client's IPv4 in bits 16-48, Teredo (2001::/32) in its last 32 bits:
+        # keep only that IPv4's /24, as for any IPv4 client.
+        address = address.sixtofour or address.teredo[1]
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
@@ -93,7 +167,10 @@ def merge_envelope(message, context, integrations):
 
 
 def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_ua, store_ip=True):
-    """The `events` row of one validated message (no raw IP, no user agent string)."""
+    """The `events` row of one validated message (no raw IP, no user agent string); `Refused` when its
+    times or amounts are out of range."""
+    check_amounts(message.get("properties"))
+    at = event_time(message, sent_at_ms, received_at_ms)
     context = dict(message.get("context") or {})
     properties = message.get("properties")
     page = context.get("page") if isinstance(context.get("page"), dict) else {}
@@ -108,8 +185,6 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
     browser, os_name, device, is_bot = describe_user_agent(
         user_agent if isinstance(user_agent, str) else request_ua
     )
-    timestamp = message.get("timestamp") or message.get("originalTimestamp")
-    sent_at = message.get("sentAt")
     url = page_field("url")
     row = {
         "site_id": site_id,
@@ -133,11 +208,7 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
         "device": device,
         "is_bot": is_bot,
         "ip": (truncate_ip(context_ip) or truncate_ip(request_ip)) if store_ip else None,
-        "timestamp": correct_skew(
-            to_ms(timestamp) if timestamp else None,
-            to_ms(sent_at) if sent_at else sent_at_ms,
-            received_at_ms,
-        ),
+        "timestamp": at,
         "received_at": received_at_ms,
     }
     row.update({f"utm_{key}": None for key in UTM_KEYS})
@@ -156,12 +227,14 @@ def _traits(message):
 
 
 def redact(raw):
-    """A rejected message as it may be kept in bad_rows: without its raw IP (`context.ip`, `request_ip`)."""
+    """A rejected message as it may be kept in bad_rows: without a raw IP (`context.ip`, `ip`, `request_ip`) or
+    User-Agent string (`context.userAgent`, `userAgent`), which events never keep either."""
     if not isinstance(raw, dict):
         return raw
-    kept = {key: value for key, value in raw.items() if key != "request_ip"}
-    if isinstance(kept.get("context"), dict) and "ip" in kept["context"]:
-        kept["context"] = {key: value for key, value in kept["context"].items() if key != "ip"}
+    kept = {key: value for key, value in raw.items() if key not in ("request_ip", "ip", "userAgent")}
+    context = kept.get("context")
+    if isinstance(context, dict) and ("ip" in context or "userAgent" in context):
+        kept["context"] = {key: value for key, value in context.items() if key not in ("ip", "userAgent")}
     return kept
 
 

@@ -15,6 +15,8 @@ _NO = object()  # "not accepted here": marshmallow decides
 def _id(value):
     kind = type(value)
     if kind is str:
+        if not value or value.isspace():
+            return None  # blank: absent, as schemas.Id says
         return value if len(value) <= ID_LENGTH else _NO
     if value is None:
         return None

@@ -13,7 +13,8 @@ ID_LENGTH = 200
 
 
 class Id(fields.Field):
-    """A Segment id: a string, or a number that SDKs send for numeric ids."""
+    """A Segment id: a string, or a number that SDKs send for numeric ids; an empty or blank one is absent (None),
+    so that "" never becomes one profile shared by everyone who sent it."""
 
     default_error_messages = {
         "invalid": "Not a valid id (a string or a number).",
@@ -24,6 +25,8 @@ class Id(fields.Field):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise self.make_error("invalid")
         value = value if isinstance(value, str) else str(value)
+        if not value or value.isspace():
+            return None
         if len(value) > ID_LENGTH:
             raise self.make_error("too_long")
         return value

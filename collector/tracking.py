@@ -12,9 +12,9 @@ from marshmallow import ValidationError
 
 from collector import identity, messages, store
 from collector.db import get_engine
-from collector.enrich import build_row, merge_envelope, redact, to_ms
+from collector.enrich import Refused, build_row, merge_envelope, redact, to_ms
 from collector.errors import APIError
-from collector.ratelimit import RateLimiter
+from collector.ratelimit import RateLimiter, client_of
 from collector.schemas import TYPES, batch_schema
 
 bp = Blueprint("tracking", __name__)
@@ -24,6 +24,11 @@ NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # Made once: json.dumps with options builds an encoder per call (a third of its cost for a message).
 JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 ALLOWED_HEADERS = "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
+#: How deeply a message's fields (and a batch's context/integrations) may nest objects and arrays.
+MAX_DEPTH = 32
+#: What one request may store, counting the batch's context and integrations once per message they are
+#: merged into: this multiple of MAX_REQUEST_BYTES (stored JSON is re-encoded, so a little larger than sent).
+STORE_BUDGET = 2
 
 
 @bp.route("/v1/batch", methods=["POST"], provide_automatic_options=False)
@@ -43,7 +48,10 @@ def batch():
         return _dropped(len(envelope["batch"]))
     # The batch's context and integrations go into every message: check them once, count them in each size.
     shared = {key: envelope[key] for key in ("context", "integrations") if envelope.get(key)}
-    shared_bytes = _checked_size(shared, "invalid_payload", "The batch's context or integrations") if shared else 0
+    shared_bytes = 0
+    if shared:
+        shared_bytes, openers = _checked_size(shared, "invalid_payload", "The batch's context or integrations")
+        _check_depth(shared, openers, "invalid_payload", "The batch's context or integrations")
     sent_at = envelope.get("sentAt")
     accepted, rejected = _ingest(
         site,
@@ -85,20 +93,22 @@ for _kind in TYPES:
 
 @bp.route("/v1/<path:_any>", methods=["OPTIONS"])
 def preflight(_any):
-    """CORS preflight: answered for origins that some site allows."""
-    origin = request.headers.get("Origin")
-    if not origin or not _origin_known(origin):
-        raise APIError(403, "origin_not_allowed", "This origin may not send events.")
+    """CORS preflight: the same permissive answer for every origin.
+
+    Answering by whether some site allows the origin would tell anyone which origins this instance serves;
+    the request itself is refused (403, no CORS headers) unless its write key's site allows the origin."""
     response = current_app.make_response(("", 204))
-    response.headers.update(
-        {
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": ALLOWED_HEADERS,
-            "Access-Control-Max-Age": "86400",
-            "Vary": "Origin",
-        }
-    )
+    origin = request.headers.get("Origin")
+    if origin:
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+                "Access-Control-Max-Age": "86400",
+                "Vary": "Origin",
+            }
+        )
     return response
 
 
@@ -126,58 +136,106 @@ def _dropped(count):
 
 
 def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
-    """Validate and enrich each message, then store the good ones and the bad ones together."""
+    """Validate and enrich each message, then store the good ones and the bad ones together.
+
+    The accepted messages' sizes (each with the batch's context and integrations) may add up to
+    STORE_BUDGET × MAX_REQUEST_BYTES; the messages past that are rejected as `request_too_large`."""
     config = current_app.config
     received_at = store.now_ms()
     request_ip = request.remote_addr
     request_ua = request.headers.get("User-Agent")
     store_ip = site["settings"].get("store_ip", True)
+    budget = left = STORE_BUDGET * config["MAX_REQUEST_BYTES"]
     rows, rejected, bad = [], [], []
     for index, raw in enumerate(messages):
         try:
-            message = _validate(raw, config["MAX_MESSAGE_BYTES"], shared_bytes)
+            message, size = _validate(raw, config["MAX_MESSAGE_BYTES"], shared_bytes)
+            if size > left:
+                left = -1  # the first message over the budget ends it: the ones after it are refused too
+                raise APIError(413, "request_too_large", f"A request may store at most {budget} bytes of messages, "
+                               "counting the batch's context and integrations in each; send the rest in another request.")
             merge_envelope(message, context, integrations)
             verified = identity.verify(message, site)
-        except APIError as err:
+            row = build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip)
+            row["user_verified"] = verified
+            rows.append(row)
+            left -= size
+        except (APIError, Refused) as err:
             fault = {"index": index, "code": err.code, "message": err.message}
             if err.fields:
                 fault["fields"] = err.fields
             rejected.append(fault)
-            bad.append(({k: v for k, v in fault.items() if k != "index"}, redact(raw)))
-            continue
-        row = build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip)
-        row["user_verified"] = verified
-        rows.append(row)
+            # A too-deep message is kept without its nested fields: they could not be encoded.
+            kept = redact(raw) if err.code != "too_deep" else _shallow(raw)
+            bad.append(({k: v for k, v in fault.items() if k != "index"}, kept))
     store.store_messages(get_engine(), site["id"], rows, bad, received_at, config["BAD_ROWS_KEEP"])
     return len(rows), rejected
 
 
 def _validate(raw, max_bytes, shared_bytes=0):
+    """(the loaded message, its size with the batch's shared context), or APIError."""
     if not isinstance(raw, dict):
         raise APIError(400, "invalid_message", "A message must be a JSON object.")
-    size = _checked_size(raw, "invalid_message", "The message") + shared_bytes
+    size, openers = _checked_size(raw, "invalid_message", "The message", "too_deep")
+    size += shared_bytes
     if size > max_bytes:
         shared = " with the batch's context and integrations" if shared_bytes else ""
         raise APIError(413, "message_too_large", f"A message may be at most {max_bytes} bytes{shared}; this one is {size}.")
+    _check_depth(raw, openers, "too_deep", "The message")
     try:
-        return messages.load(raw)
+        return messages.load(raw), size
     except ValidationError as err:
         raise APIError(400, "invalid_message", "The message is not valid.", err.messages) from None
 
 
-def _checked_size(value, code, what):
-    """The size of `value` as UTF-8 JSON; 400 `code` if it holds what the databases cannot store."""
+def _checked_size(value, code, what, deep_code=None):
+    """(size of `value` as UTF-8 JSON, how many objects and arrays it opens); 400 `code` if it holds what the
+    databases cannot store, 400 `deep_code` (default `code`) if it nests too deeply to encode."""
     try:
         text = JSON_ENCODER.encode(value)
     except ValueError:
         raise APIError(400, code, f"{what} holds NaN or Infinity, which JSON does not allow.") from None
+    except RecursionError:
+        raise APIError(400, deep_code or code, f"{what} nests objects or arrays more than {MAX_DEPTH} levels deep.") from None
     # The substring test is ~100 times cheaper than the regex, which only tells a NUL from its spelling.
     if "\\u0000" in text and NUL.search(text):
         raise APIError(400, code, f"{what} holds a NUL character.")
     try:
-        return len(text.encode("utf-8"))
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise APIError(400, code, f"{what} holds invalid unicode (a lone surrogate).") from None
+    # An upper bound of the nesting depth, at C speed (brackets inside strings count too).
+    return size, text.count("{") + text.count("[")
+
+
+def _check_depth(value, openers, code, what):
+    """400 `code` when a field of the object `value` nests more than MAX_DEPTH levels deep.
+
+    `openers` bounds the depth of `value`: the walk runs only for the rare message that opens many brackets."""
+    if openers <= MAX_DEPTH + 1:
+        return
+    for key, field in value.items():
+        if _deeper_than(field, MAX_DEPTH):
+            raise APIError(400, code, f"{what} nests objects or arrays more than {MAX_DEPTH} levels deep.",
+                           {key: [f"Nested more than {MAX_DEPTH} levels deep."]})
+
+
+def _deeper_than(value, limit):
+    """Whether `value` nests objects/arrays more than `limit` levels (it recurses at most limit + 1 deep)."""
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    if limit == 0:
+        return True
+    return any(_deeper_than(child, limit - 1) for child in children)
+
+
+def _shallow(raw):
+    """A message without its object and array fields (what is kept of a message too deep to encode)."""
+    return {key: value for key, value in redact(raw).items() if not isinstance(value, (dict, list))}
 
 
 def _read_json():
@@ -194,6 +252,9 @@ def _read_json():
         raise APIError(400, "invalid_json", "The body is not valid UTF-8.") from None
     except ValueError as err:
         raise APIError(400, "invalid_json", f"The body is not valid JSON: {err}.") from None
+    except RecursionError:
+        raise APIError(400, "invalid_json", f"The body nests objects or arrays too deeply (at most {MAX_DEPTH} levels "
+                       "in a message's fields).") from None
     if not isinstance(body, dict):
         raise APIError(400, "invalid_json", "The body must be a JSON object.")
     return body
@@ -207,6 +268,10 @@ def _gunzip(data, limit):
         raise APIError(400, "invalid_body", "The body is not valid gzip.") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise APIError(413, "payload_too_large", f"A request may be at most {limit} bytes.")
+    if not inflater.eof:
+        raise APIError(400, "invalid_body", "The gzip body is truncated.")
+    if inflater.unused_data:
+        raise APIError(400, "invalid_body", "The body has bytes after its gzip stream.")
     return out
 
 
@@ -222,7 +287,13 @@ def authenticate(body):
     origin = request.headers.get("Origin")
     if origin and not _origin_allowed(site, origin):
         raise APIError(403, "origin_not_allowed", f"Origin {origin} may not send events for this site.")
-    if not current_app.extensions["cohortly_rate_limiter"].allow(key):
+    # The client's own budget first: a client over it spends none of the write key's, which others share.
+    extensions = current_app.extensions
+    client = client_of(request.remote_addr)
+    if not extensions["cohortly_client_rate_limiter"].allow((key, client)):
+        retry_after = str(current_app.config["RETRY_AFTER"])
+        raise APIError(429, "rate_limited", "Too many requests from this client.", headers={"Retry-After": retry_after})
+    if not extensions["cohortly_rate_limiter"].allow(key):
         retry_after = str(current_app.config["RETRY_AFTER"])
         raise APIError(429, "rate_limited", "Too many requests for this write key.", headers={"Retry-After": retry_after})
     return site
@@ -260,16 +331,10 @@ def _origin_allowed(site, origin):
     return "*" in origins or origin in origins
 
 
-def _origin_known(origin):
-    key = request.args.get("writeKey")
-    if key:
-        site = _site_for(key)
-        return bool(site) and _origin_allowed(site, origin)
-    return any(_origin_allowed(site, origin) for site in store.list_sites(get_engine()))
-
-
 def init_app(app):
     """Per-worker state of the tracking API: the rate limiter and the site cache."""
-    app.extensions["cohortly_rate_limiter"] = RateLimiter(app.config["RATE_LIMIT"], app.config["RATE_BURST"])
+    config = app.config
+    app.extensions["cohortly_rate_limiter"] = RateLimiter(config["RATE_LIMIT"], config["RATE_BURST"])
+    app.extensions["cohortly_client_rate_limiter"] = RateLimiter(config["CLIENT_RATE_LIMIT"], config["CLIENT_RATE_BURST"])
     app.extensions["cohortly_site_cache"] = {}
     app.register_blueprint(bp)

@@ -31,9 +31,7 @@ def demo_site(engine, path, origins, settings):
         while store.find_site(engine, name=name):
             name = f"demo-{int(time.time())}"
         keys = store.create_site(engine, name, origins)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as file:
-            json.dump(keys, file)
+        db.write_private(path, json.dumps(keys))
     store.update_site_origins(engine, keys["site_id"], origins)
     configure_site(engine, keys["site_id"], settings)
     return keys

@@ -88,6 +88,15 @@ def test_broken_gzip(client, engine, site):
     assert counts(engine) == NOTHING
 
 
+@pytest.mark.parametrize("cut", ["truncated", "trailing bytes", "second member"])
+def test_gzip_must_be_one_whole_stream(client, engine, site, cut):
+    body = gzip.compress(json.dumps({"batch": [track()]}).encode())
+    data = {"truncated": body[:-6], "trailing bytes": body + b"junk", "second member": body + body}[cut]
+    response = client.post("/v1/batch", data=data, headers={**basic(site["write_key"]), "Content-Encoding": "gzip"})
+    assert_error(response, 400, "invalid_body")
+    assert counts(engine) == NOTHING
+
+
 def test_more_than_2500_messages(client, engine, site):
     batch = [{"type": "page", "anonymousId": "a"}] * 2501
     assert_error(client.post("/v1/batch", json={"batch": batch}, headers=basic(site["write_key"])), 413, "payload_too_large")
@@ -199,3 +208,20 @@ def test_text_that_spells_a_nul_escape_is_not_a_nul(client, engine, site):
     response = client.post("/v1/batch", json={"batch": [message]}, headers=basic(site["write_key"]))
     assert response.json["accepted"] == 1
     assert stored(engine)[0]["properties"]["note"] == "C:\\u0000 is a path, not a NUL"
+
+
+def test_bad_rows_keep_no_user_agent_string(client, engine, site):
+    from collector import store
+
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0 uniq-7f3a"
+    bad = [
+        {"type": "track", "anonymousId": "a", "context": {"userAgent": agent, "locale": "fr-FR", "ip": "203.0.113.9"}},
+        {"type": "track", "event": "E", "anonymousId": "a", "userAgent": agent, "ip": "203.0.113.9"},
+    ]
+    response = client.post("/v1/batch", json={"batch": bad}, headers={**basic(site["write_key"]), "User-Agent": agent})
+    assert [fault["code"] for fault in response.json["rejected"]] == ["invalid_message"] * 2
+    rows = store.recent_bad_rows(engine, site["site_id"])
+    assert len(rows) == 2
+    assert not any("uniq-7f3a" in json.dumps(row, default=str) or "203.0.113.9" in json.dumps(row, default=str) for row in rows)
+    assert json.loads(rows[-1]["payload"])["context"] == {"locale": "fr-FR"}
+    assert counts(engine)["events"] == 0

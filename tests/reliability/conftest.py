@@ -11,6 +11,10 @@ from tests.live import LiveCollector
 from tests.reliability.helpers import BackgroundLoad
 from tests.tcp_proxy import TcpProxy
 
+# The load client is one address standing for many visitors: the per-client limit (tested in
+# test_rate_limit.py) would turn these load tests into tests of 429s.
+ONE_CLIENT_MANY_VISITORS = {"COHORTLY_CLIENT_RATE_LIMIT": "0"}
+
 settings.register_profile(
     "reliability", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow],
     derandomize=bool(os.environ.get("CI")),  # CI repeats the same examples; a developer's run explores new ones
@@ -34,8 +38,8 @@ def start_load():
 
 @pytest.fixture
 def collector(database_url, tmp_path):
-    """A real collector (gunicorn, 2 workers, default settings) on the test's database."""
-    server = LiveCollector(database_url, tmp_path / "gunicorn.log")
+    """A real collector (gunicorn, 2 workers, default settings but no per-client limit) on the test's database."""
+    server = LiveCollector(database_url, tmp_path / "gunicorn.log", env=ONE_CLIENT_MANY_VISITORS)
     yield server
     server.close()
 
@@ -52,7 +56,7 @@ def outage(database_url, tmp_path):
         proxy = TcpProxy(url.host, url.port or 5432)
         proxy.start()
         through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        server = LiveCollector(through_proxy, tmp_path / "gunicorn.log")
+        server = LiveCollector(through_proxy, tmp_path / "gunicorn.log", env=ONE_CLIENT_MANY_VISITORS)
         yield server, proxy.stop, proxy.start
         server.close()
         proxy.stop()
@@ -60,7 +64,7 @@ def outage(database_url, tmp_path):
     path = make_url(database_url).database
     holder = create_engine(f"sqlite:///{path}", isolation_level="AUTOCOMMIT", connect_args={"timeout": 30})
     conn = holder.connect()
-    server = LiveCollector(database_url, tmp_path / "gunicorn.log", env={"COHORTLY_SQLITE_TIMEOUT": "0.3"})
+    server = LiveCollector(database_url, tmp_path / "gunicorn.log", env={"COHORTLY_SQLITE_TIMEOUT": "0.3", **ONE_CLIENT_MANY_VISITORS})
 
     def cut():
         conn.exec_driver_sql("BEGIN EXCLUSIVE")

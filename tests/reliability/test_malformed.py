@@ -27,7 +27,8 @@ FIELDS = ("type", "messageId", "userId", "anonymousId", "previousId", "groupId",
           "receivedAt", "writeKey", "channel", "version", "options", "_metadata", "rudderId")
 ODD_STRINGS = ("", "\x00", "a\x00b", "\ud800", "x\udfffy", "x" * 201, "x" * 40_000, "2026-13-45T99:99:99Z",
                "2026-01-15T10:00:00", "not a date", "1e400", "NaN", "\u202e", "𝔘𝔫𝔦", "null", "track",
-               "https://shop.example/?utm_source=\x00", "../../etc/passwd", "<script>", "'; DROP TABLE events;--")
+               "https://shop.example/?utm_source=\x00", "../../etc/passwd", "<script>", "'; DROP TABLE events;--",
+               "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1999-12-31T23:59:59Z", " ")
 ODD_NUMBERS = (0, -1, 2**63, -(2**63) - 1, 10**30, 1e308, -0.0, float("nan"), float("inf"), float("-inf"))
 
 leaves = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
@@ -37,6 +38,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 field_names = st.sampled_from(FIELDS) | st.text(max_size=12)
+#: The codes of a message's faults (kept as a bad row), as against a whole request's.
+MESSAGE_FAULTS = ("invalid_message", "message_too_large", "invalid_timestamp", "out_of_range", "too_deep")
 
 
 def valid_message(kind):
@@ -177,7 +180,7 @@ def test_malformed_requests_never_5xx_and_store_nothing_rejected(database_url):
             assert error_shape(answer), answer
             assert events == 0, f"{events} events stored from a rejected request {answer}"
             # The single-message endpoints keep an invalid message as a bad row (and answer 400); nothing else does.
-            single_message_fault = path != "/v1/batch" and answer["error"]["code"] in ("invalid_message", "message_too_large")
+            single_message_fault = path != "/v1/batch" and answer["error"]["code"] in MESSAGE_FAULTS
             assert bad <= (1 if single_message_fault else 0)
             return
         assert answer["success"] is True
@@ -265,7 +268,7 @@ def test_the_partial_load_judges_every_message_as_the_full_load_does(raw):
 
 
 # --- The fast path (collector.messages) against marshmallow. ---------------------------------------------
-ID_EDGES = st.sampled_from(["", "x" * 200, "x" * 201, "\x00", "\ud800", 10**199, 10**200, -(10**199), 1e300, True, 0, -0.0])
+ID_EDGES = st.sampled_from(["", " ", "\t\n", "\u3000", " x ", "x" * 200, "x" * 201, "\x00", "\ud800", 10**199, 10**200, -(10**199), 1e300, True, 0, -0.0])
 TEXT_EDGES = st.sampled_from(["", "x" * 50, "x" * 51, "x" * 200, "x" * 201, b"bytes", 0, True])
 ids = ID_EDGES | ID_EDGES | st.none() | st.text(max_size=8) | st.integers() | st.floats() | json_values
 texts = TEXT_EDGES | TEXT_EDGES | st.none() | st.text(max_size=8) | json_values
@@ -273,7 +276,7 @@ offsets = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=5, minut
 TIME_EDGES = st.sampled_from(["2026-01-15T10:00:00Z", "2026-01-15T10:00:00.123+01:00", "2026-01-15", "20260115T100000",
                               "2026-W03-4", "9999-12-31T23:59:59Z", "2999-01-01T00:00:00Z", "2026-01-15T24:00:00",
                               "2026-01-15T10:00:00+25:00", "2026-13-45T99:99:99Z", "not a date", "", "1736935200000",
-                              1736935200000])
+                              1736935200000, "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 moments = (TIME_EDGES | TIME_EDGES | st.none() | json_values | st.datetimes(timezones=offsets).map(datetime.isoformat)
            | st.datetimes().map(lambda moment: moment.isoformat(sep=" ", timespec="milliseconds")))
 mappings = st.none() | st.dictionaries(st.text(max_size=6), json_values, max_size=4) | json_values
