@@ -1,4 +1,5 @@
 """Fixtures over a real database: a SQLite file, or PostgreSQL when COHORTLY_TEST_DB=postgresql."""
+import contextlib
 import os
 import shutil
 import uuid
@@ -35,18 +36,36 @@ def template_url(tmp_path_factory):
         return
     if BACKEND != "postgresql":
         raise RuntimeError(f"COHORTLY_TEST_DB must be sqlite or postgresql, not {BACKEND!r}")
-    schema = f"cohortly_test_{uuid.uuid4().hex[:10]}"
+    with pg_schema("cohortly_test") as url:  # fails the run (no skip) when PostgreSQL is down
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+@contextlib.contextmanager
+def pg_schema(prefix):
+    """The URL of a new, empty PostgreSQL schema of its own, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = make_engine(PG_URL)
-    with admin.begin() as conn:  # fails the run (no skip) when PostgreSQL is down
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={schema}')}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
     with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def blank_database_url(tmp_path):
+    """The URL of an empty database without any table (for migrations from an old schema)."""
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    with pg_schema("cohortly_blank") as url:
+        yield url
 
 
 def fresh_database(template_url, directory):

@@ -170,3 +170,8 @@ def sign_in(client, api_key, token=None):
     assert page.status_code == 200 and b'id="sign-in"' in page.data
     return client.post("/dashboard/login", data={"api_key": api_key,
                                                  "csrf_token": token or form_token(page.text)})
+
+
+def bearer(key):
+    """The Authorization header of an API key."""
+    return {"Authorization": f"Bearer {key}"}

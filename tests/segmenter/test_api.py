@@ -8,13 +8,9 @@ import pytest
 from collector import store as collector_store
 from segmenter.rollup import run_rollup
 from segmenter.rules import HOUR as HOUR_MS
-from tests.segmenter.helpers import T0, identify, page, store, track
+from tests.segmenter.helpers import T0, bearer, identify, page, store, track
 
 NOW = T0 + 3 * HOUR_MS
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture

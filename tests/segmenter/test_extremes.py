@@ -11,9 +11,7 @@ from collector.times import TIME_MAX_MS, TIME_MIN_MS, iso
 from segmenter import models, webhook_http, webhooks
 from segmenter.rollup import run_rollup
 from segmenter.rules import DAY, HOUR
-from tests.receiver import Receiver
-from tests.segmenter.helpers import (T0, facts, identify, members, page, roll, sign_in, store, track,
-                                     watermark)
+from tests.segmenter.helpers import T0, bearer, facts, identify, members, page, roll, sign_in, store, track, watermark
 
 NOW = T0 + 2 * HOUR
 HOURS_14 = 14 * HOUR
@@ -34,19 +32,6 @@ def app(app):
     """The app, allowing webhook receivers on this host."""
     app.config["WEBHOOK_ALLOW_NETWORKS"] = LOOPBACK
     return app
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def receiver():
-    """A running webhook receiver, stopped after the test."""
-    found = Receiver()
-    found.start()
-    yield found
-    found.stop()
 
 
 @pytest.mark.parametrize("ms, shown", [

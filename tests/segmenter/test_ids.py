@@ -1,17 +1,15 @@
 """Ids are never handed out twice: not after an erasure, a purge or a delete, and not after migrating."""
 import uuid
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import MetaData, delete, func, insert, inspect, select, text, update
+from sqlalchemy import MetaData, delete, func, insert, inspect, select, update
 
 from collector.db import make_engine, upgrade
 from collector.models import BadRow, Event
 from segmenter import models, privacy, webhook_http, webhooks
 from segmenter.rules import HOUR
-from tests.conftest import BACKEND, PG_URL
-from tests.receiver import Receiver
-from tests.segmenter.helpers import T0, event, facts, page, roll, store, track, watermark
+from tests.conftest import BACKEND
+from tests.segmenter.helpers import T0, bearer, event, facts, page, roll, store, track, watermark
 
 NOW = T0 + 2 * HOUR
 LOOPBACK = "127.0.0.0/8"  # the receiver's host, allowed explicitly
@@ -22,19 +20,6 @@ def app(app):
     """The app, allowing webhook receivers on this host."""
     app.config["WEBHOOK_ALLOW_NETWORKS"] = LOOPBACK
     return app
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def receiver():
-    """A running webhook receiver, stopped after the test."""
-    found = Receiver()
-    found.start()
-    yield found
-    found.stop()
 
 
 def browse(engine, site_id, anon):
@@ -129,24 +114,8 @@ def test_the_id_of_a_deleted_top_row_is_never_given_again(engine, site, name):
 
 # --- the migration of an existing database -------------------------------------------------
 
-@pytest.fixture
-def blank_url(tmp_path):
-    """The URL of an empty database without any table."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    schema = f"cohortly_blank_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def test_migrating_an_old_database_keeps_its_rows_and_never_reuses_their_ids(blank_url):
-    engine = make_engine(blank_url)
+def test_migrating_an_old_database_keeps_its_rows_and_never_reuses_their_ids(blank_database_url):
+    engine = make_engine(blank_database_url)
     try:
         _migrate_and_check(engine)
     finally:

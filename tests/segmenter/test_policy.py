@@ -13,7 +13,6 @@ from segmenter.rollup import run_rollup
 from segmenter.rules import HOUR
 from segmenter.schemas import load_settings
 from segmenter.store import configure_site, site_settings
-from tests.receiver import Receiver
 from tests.segmenter.helpers import T0, identify, store, track
 
 NOW = T0 + 2 * HOUR
@@ -21,14 +20,6 @@ NOW = T0 + 2 * HOUR
 
 def bearer(site):
     return {"Authorization": f"Bearer {site['api_key']}"}
-
-
-@pytest.fixture
-def receiver():
-    found = Receiver()
-    found.start()
-    yield found
-    found.stop()
 
 
 @pytest.fixture

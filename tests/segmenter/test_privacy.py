@@ -6,7 +6,6 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from collector import store as collector_store
 from collector.cli import main
 from collector.models import BadRow, Base, Event
 from segmenter import models, privacy, webhook_http, webhooks
@@ -14,14 +13,10 @@ from segmenter.rollup import run_rollup
 from segmenter.rules import DAY, HOUR
 from segmenter.store import configure_site
 from tests.receiver import Receiver
-from tests.segmenter.helpers import T0, identify, page, store, track
+from tests.segmenter.helpers import T0, bearer, identify, page, store, track
 
 NOW = T0 + 2 * HOUR
 ANN_IDS = ("ann-phone", "ann-laptop", "ann@example.com")
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
 
 
 def verified(row):

@@ -10,24 +10,11 @@ from segmenter import members, models, webhook_http, webhooks
 from segmenter.rollup import run_rollup
 from segmenter.rules import HOUR
 from tests.receiver import Receiver
-from tests.segmenter.helpers import T0, store, track
+from tests.segmenter.helpers import T0, bearer, store, track
 
 NOW = T0 + 2 * HOUR
 LOOPBACK = "127.0.0.0/8"
 deliver_allowing_loopback = functools.partial(webhooks.deliver, allowed=webhook_http.allowed_networks(LOOPBACK))
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def receiver():
-    """A running receiver, stopped after the test."""
-    found = Receiver()
-    found.start()
-    yield found
-    found.stop()
 
 
 def browse(engine, site_id, anon):
@@ -192,35 +179,11 @@ def test_a_members_cursor_holding_a_nul_is_refused(client, site):
     assert response.json["error"]["fields"] == {"cursor": ["Not a cursor of this API."]}
 
 
-@pytest.fixture
-def empty_database_url(tmp_path):
-    """An empty database of the test's own (a SQLite file, or a fresh PostgreSQL schema), no tables yet."""
-    import uuid
-    from urllib.parse import quote
-
-    from sqlalchemy import text
-
-    from collector.db import make_engine
-    from tests.conftest import BACKEND, PG_URL
-
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    schema = f"cohortly_mig_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def test_the_upgrade_keeps_only_a_class_of_old_errors(empty_database_url):
+def test_the_upgrade_keeps_only_a_class_of_old_errors(blank_database_url):
     from collector import store as collector_store
     from collector.db import make_engine, upgrade
 
-    engine = make_engine(empty_database_url)
+    engine = make_engine(blank_database_url)
     upgrade(engine, "0004")
     site = collector_store.create_site(engine, "shop", [])
     with engine.begin() as conn:

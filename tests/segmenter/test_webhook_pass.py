@@ -13,22 +13,13 @@ from collector.db import make_engine
 from segmenter import models, webhook_http, webhooks
 from segmenter.rollup import run_rollup
 from segmenter.rules import HOUR
-from tests.receiver import Receiver, Trickler
+from tests.receiver import Trickler
 from tests.segmenter.helpers import T0, store, track
 
 NOW = T0 + 2 * HOUR
 ALLOWED = webhook_http.allowed_networks("127.0.0.0/8")  # the receivers run on this host
 deliver = functools.partial(webhooks.deliver, allowed=ALLOWED)
 SLACK = 2.0  # seconds a pass may take past its budget: its own database work on a busy machine
-
-
-@pytest.fixture
-def receiver():
-    """A running receiver, stopped after the test."""
-    found = Receiver()
-    found.start()
-    yield found
-    found.stop()
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from collector import store as collector_store
 from segmenter import webhook_http, webhooks
 from segmenter.rollup import run_rollup
 from segmenter.rules import DAY, HOUR
-from tests.receiver import Receiver
-from tests.segmenter.helpers import T0, store, track
+from tests.segmenter.helpers import T0, bearer, store, track
 
 NOW = T0 + 2 * HOUR
 LOOPBACK = "127.0.0.0/8"  # the receivers run on this host: allowed explicitly, as an operator would
@@ -22,19 +21,6 @@ def app(app):
     """The app, with COHORTLY_WEBHOOK_ALLOW_NETWORKS allowing receivers on this host."""
     app.config["WEBHOOK_ALLOW_NETWORKS"] = LOOPBACK
     return app
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def receiver():
-    """A running receiver, stopped after the test."""
-    found = Receiver()
-    found.start()
-    yield found
-    found.stop()
 
 
 def browse(engine, site_id, anon, at=T0):
