@@ -8,6 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.live import free_port
 
+HOLD_SECONDS = 30
+
 
 class Receiver:
     """Listens on 127.0.0.1:port; `statuses` (a list) answers the next requests, then 200."""
@@ -17,7 +19,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.received = []
         self.statuses = []
-        self.delay = None
+        self.delay = None  # an Event each answer waits for (at most HOLD_SECONDS): a receiver that hangs
         self.pause = 0.0  # seconds each answer takes (a receiver doing some work)
         self.location = None  # the Location header of a 3xx answer
         self.server = None
@@ -30,7 +32,7 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if receiver.delay:
-                    receiver.delay.wait(5)
+                    receiver.delay.wait(HOLD_SECONDS)
                 if receiver.pause:
                     time.sleep(receiver.pause)
                 with receiver.lock:

@@ -8,6 +8,9 @@ from sqlalchemy import insert, select
 from collector.models import Event
 from segmenter import models
 
+#: Seconds a webhook pass may take past its budget in a test: its own database work on a machine whose cores
+#: are busy with other work (measured up to ~3 s with three test suites at once); far below any receiver's hang.
+PASS_SLACK = 8.0
 T0 = int(datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc).timestamp() * 1000)
 _ids = itertools.count(1)
 
