@@ -12,6 +12,15 @@ pytestmark = pytest.mark.e2e
 # Math.random for pages that retry while the collector restarts: backoffs of 0.2, 0.4, 0.8 ... s instead of up to
 # 2, 4, 8 ... s, so that the retry after the restart comes soon. What is sent, and how often, is the same.
 QUICK = 0.1
+# Seconds to wait for events held through an outage once the collector is back: a tab that kept failing while
+# the collector restarted waits up to 256 s x QUICK before its next try, and a busy machine adds to that.
+AFTER_OUTAGE = 60
+LEASE = 120  # seconds a tab's stored queue is its own (js-snippet/src/queue.js)
+
+
+def queued_in(page, key):
+    """The messages stored under localStorage `key`."""
+    return page.evaluate("(key) => JSON.parse(localStorage[key] || '{\"q\": []}').q", key)
 
 
 def own_queue(page):
@@ -50,7 +59,7 @@ def test_outage_and_reload_lose_nothing_and_send_once(tracked, src):
         page.evaluate("cohortly.track('After reload')")
 
     names = ["During outage 1", "During outage 2", "After reload"]
-    tracked.poll(lambda: all(tracked.events(event=name) for name in names), timeout=30,
+    tracked.poll(lambda: all(tracked.events(event=name) for name in names), timeout=AFTER_OUTAGE,
                  message="every event after the outage")
     page.evaluate("cohortly.track('Barrier')")
     tracked.wait_for_event("Barrier")
@@ -151,8 +160,8 @@ def test_two_tabs_never_send_the_same_event(tracked):
     tracked.poll(lambda: len({mid for ids in tracked.failed() for mid in ids}) >= 10,
                  message="failed requests for all ten events, from both tabs")
     tracked.collector.start()
-    tracked.wait_for_events(5, event="One", timeout=30)
-    tracked.wait_for_events(5, event="Two", timeout=30)
+    tracked.wait_for_events(5, event="One", timeout=AFTER_OUTAGE)
+    tracked.wait_for_events(5, event="Two", timeout=AFTER_OUTAGE)
     first.evaluate("cohortly.track('Barrier')")
     second.evaluate("cohortly.track('Barrier')")
     tracked.wait_for_events(2, event="Barrier")
@@ -171,9 +180,12 @@ def test_closed_tabs_events_are_sent_by_another_tab(tracked):
     tracked.collector.stop()
     closes.evaluate("cohortly.track('From the closed tab')")
     tracked.poll(lambda: tracked.failed(), message="a failed request")
+    (key,) = [k for k in stored_keys(closes) if k.startswith("cohortly.q.") and queued_in(closes, k)]
     closes.close(run_before_unload=True)  # pagehide: the failing tab releases its queue
+    # The staying tab adopts the released queue (at once; had pagehide not run, once the lease ran out).
+    tracked.poll(lambda: key not in stored_keys(stays), timeout=LEASE + 30, message="the closed tab's queue adopted")
     tracked.collector.start()
-    event = tracked.wait_for_event("From the closed tab", timeout=30)
+    event = tracked.wait_for_event("From the closed tab", timeout=AFTER_OUTAGE)
     assert tracked.times_sent(event["message_id"]) == 1
 
 
