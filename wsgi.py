@@ -1,4 +1,4 @@
 """The WSGI entry point: `gunicorn wsgi:app`."""
-from collector import create_app
+from core.app import create_app
 
 app = create_app()

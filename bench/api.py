@@ -6,7 +6,7 @@
 
 Members of `browsers` (with profile facts, a browsing context like a rollup writes, and ~30% identified
 users with 1-2 linked anonymous ids) are written straight to a fresh database with bulk inserts; the
-population grows 20k → 100k → 200k and the app (collector/gunicorn_conf.py, 2 workers) is started afresh
+population grows 20k → 100k → 200k and the app (core/gunicorn_conf.py, 2 workers) is started afresh
 for each measurement, so that each export's peak memory is that of a warm, otherwise idle worker.
 
 - Member pages (100 a page, at the --members size): a sequential cursor walk over every member, random
@@ -47,9 +47,8 @@ from bench import load, profile
 from bench.database import bulk_load, fresh_database
 from bench.ingest import machine
 from bench.server import Gunicorn
-from collector import store as collector_store
-from collector.db import make_engine
-from segmenter import models
+from core.db import make_engine
+from core import schema, sites
 from segmenter.exports import CSV_COLUMNS
 
 SEGMENT = "browsers"
@@ -132,7 +131,7 @@ def store_population(engine, tables):
 
 def stored_ids(engine, site_id):
     """The profile ids of the segment's members, as bytes (what the exports are checked against)."""
-    m = models.Membership.__table__
+    m = schema.Membership.__table__
     with engine.connect() as conn:
         ids = conn.scalars(select(m.c.profile_id).where(m.c.site_id == site_id, m.c.segment == SEGMENT)).all()
     return {profile_id.encode() for profile_id in ids}
@@ -140,7 +139,7 @@ def stored_ids(engine, site_id):
 
 def select_rate(engine, site_id):
     """(rows, seconds) of one plain SELECT of the rows an export shows, streamed in this process."""
-    m, f = models.Membership.__table__, models.ProfileFact.__table__
+    m, f = schema.Membership.__table__, schema.ProfileFact.__table__
     query = (
         select(m.c.profile_id, f.c.user_id, f.c.email, f.c.traits, m.c.entered_at, m.c.context)
         .select_from(m.outerjoin(f, and_(f.c.site_id == m.c.site_id, f.c.profile_id == m.c.profile_id)))
@@ -447,7 +446,7 @@ def run_database(kind, workdir, args):
     page_rows, walk_check, export_rows, profiles = [], None, [], []
     with fresh_database(kind, workdir) as url:
         engine = make_engine(url)
-        site = collector_store.create_site(engine, "bench", [])
+        site = sites.create_site(engine, "bench", [])
         env = {"COHORTLY_DATABASE_URL": url}
         stored = 0
         for size in args.sizes:
@@ -457,7 +456,7 @@ def run_database(kind, workdir, args):
             expected = stored_ids(engine, site["site_id"])
             print(f"  {kind:10} {size:>9,} members stored ({time.perf_counter() - started:.1f} s)", flush=True)
             if size == args.members:
-                with Gunicorn("collector:create_app()", os.path.join(workdir, f"pages-{kind}.log"), env=env) as server:
+                with Gunicorn("core.app:create_app()", os.path.join(workdir, f"pages-{kind}.log"), env=env) as server:
                     page_rows, walk_check = measure_pages(server, site["api_key"], expected, args)
                     for row in page_rows:
                         print(f"  {kind:10} {row['phase']}: members p50/p95 {row['members'][0]:.1f}/"
@@ -469,7 +468,7 @@ def run_database(kind, workdir, args):
             rows, select_s = select_rate(engine, site["site_id"])  # once per size: the machine's time is short
             for fmt in ("ndjson", "csv"):
                 log = os.path.join(workdir, f"export-{kind}-{size}-{fmt}.log")
-                with Gunicorn("collector:create_app()", log, env=env) as server:
+                with Gunicorn("core.app:create_app()", log, env=env) as server:
                     warm_up(server, site["api_key"])
                     row = measure_export(server, site["api_key"], fmt, expected, args)
                     if args.profile and size == args.sizes[-1]:
@@ -502,7 +501,7 @@ def profile_export(server, api_key, fmt, expected, measured, workdir, kind, args
 
 
 def members_cursor(profile_id):
-    from segmenter.members import encode_cursor
+    from segmenter.reads.members import encode_cursor
 
     return encode_cursor(profile_id.decode())
 
@@ -593,7 +592,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     print(f"machine: {machine()}")
-    print(f"gunicorn: collector/gunicorn_conf.py, 2 workers (gthread), started afresh per measurement; "
+    print(f"gunicorn: core/gunicorn_conf.py, 2 workers (gthread), started afresh per measurement; "
           f"segment {SEGMENT}, sizes {', '.join(f'{s:,}' for s in args.sizes)}; pages of {PAGE_SIZE} at "
           f"{args.members:,} members", flush=True)
     pages, walks, exports, profiles = [], [], [], []

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from sqlalchemy import text
 
-from collector.db import make_engine, upgrade
+from core.db import make_engine, upgrade
 
 PG_URL = os.environ.get("COHORTLY_BENCH_PG_URL",
                         os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
@@ -65,7 +65,7 @@ def bulk_load(engine, tables):
         cursor = raw.cursor()
         if engine.dialect.name == "sqlite":
             cursor.execute("PRAGMA cache_size=-524288")  # 512 MiB: a million rows into the indexes without thrashing
-            cursor.execute("BEGIN")  # its connections are in autocommit mode (collector.db)
+            cursor.execute("BEGIN")  # its connections are in autocommit mode (core.db)
         for table, (columns, rows) in tables.items():
             names = ", ".join(columns)
             if engine.dialect.name == "postgresql":

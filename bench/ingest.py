@@ -3,7 +3,7 @@
     python -m bench.ingest                          # SQLite and PostgreSQL, 1 and 20 events per request
     python -m bench.ingest --db sqlite --rounds 1   # a quick look
 
-Both apps run under `collector/gunicorn_conf.py` with 2 workers; the load client sends the same bodies to
+Both apps run under `core/gunicorn_conf.py` with 2 workers; the load client sends the same bodies to
 both, alternating which goes first in each round, and the headline figure is collector ÷ ceiling within a
 round (the median over rounds), because a 2-core machine shared with others is too noisy for bare times.
 The collector runs with its real configuration except COHORTLY_RATE_LIMIT and COHORTLY_CLIENT_RATE_LIMIT,
@@ -26,9 +26,9 @@ from sqlalchemy import select
 from bench import load, payload, profile
 from bench.database import fresh_database, versions
 from bench.server import Gunicorn
-from collector import store
-from collector.db import make_engine
-from collector.models import Event
+from core.db import make_engine
+from core.schema import Event
+from core import sites
 
 TARGETS = {1: 0.50, 20: 0.30}  # collector ÷ ceiling, at this many events per request (issue #7)
 COLLECTOR_ENV = {"COHORTLY_RATE_LIMIT": "1000000000", "COHORTLY_CLIENT_RATE_LIMIT": "1000000000"}
@@ -84,11 +84,11 @@ def run_database(kind, ceiling, workdir, args):
     rows = []
     with fresh_database(kind, workdir) as url:
         engine = make_engine(url)
-        sites = {(batch, r): store.create_site(engine, f"bench-{batch}-{r}", [])
+        sites = {(batch, r): sites.create_site(engine, f"bench-{batch}-{r}", [])
                  for batch in args.batches for r in range(args.rounds)}
-        warm = store.create_site(engine, "warm-up", [])
+        warm = sites.create_site(engine, "warm-up", [])
         env = dict(COLLECTOR_ENV, COHORTLY_DATABASE_URL=url)
-        with Gunicorn("collector:create_app()", os.path.join(workdir, f"collector-{kind}.log"), env=env) as collector:
+        with Gunicorn("core.app:create_app()", os.path.join(workdir, f"collector-{kind}.log"), env=env) as collector:
             for batch in args.batches:
                 for server in (ceiling, collector):
                     measure(server, warm["write_key"], f"warm-{batch}", batch, args.warmup, args.concurrency)
@@ -119,7 +119,7 @@ def run_database(kind, ceiling, workdir, args):
 
 def profile_collector(collector, engine, kind, batch, workdir, args):
     """One more collector measurement (not counted) under py-spy; the summary lines."""
-    site = store.create_site(engine, f"profile-{batch}", [])
+    site = sites.create_site(engine, f"profile-{batch}", [])
     out = os.path.join(workdir, f"profile-{kind}-{batch}.txt")
     with profile.sampling(collector.process.pid, args.seconds, out):
         measure(collector, site["write_key"], f"profile-{kind}-{batch}", batch, args.seconds, args.concurrency)
@@ -198,7 +198,7 @@ def main(argv=None):
     args = parse_args(argv)
     print(f"machine: {machine()}")
     print(f"load: {args.concurrency} connections, {args.seconds:g} s per measurement, {args.rounds} rounds; "
-          f"gunicorn: collector/gunicorn_conf.py, 2 workers; collector env {COLLECTOR_ENV}", flush=True)
+          f"gunicorn: core/gunicorn_conf.py, 2 workers; collector env {COLLECTOR_ENV}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="cohortly-bench-") as workdir:
         with Gunicorn("bench.ceiling:create_app()", os.path.join(workdir, "ceiling.log")) as ceiling:

@@ -24,8 +24,8 @@ import time
 from sqlalchemy import text
 
 from bench.database import bulk_load, fresh_database, versions
-from collector import store as collector_store
-from collector.db import make_engine
+from core.db import make_engine
+from core import sites
 
 T0 = 1_767_614_400_000  # 2026-01-05 12:00 UTC
 COLUMNS = ("site_id", "message_id", "type", "event", "anonymous_id", "user_id", "properties", "traits",
@@ -146,7 +146,7 @@ def memory(field):
 
 def child(url, now):
     """The child's side: what `cohortly rollup` runs, timed without the imports."""
-    from segmenter.rollup import run_rollup
+    from segmenter.rollup.chunks import run_rollup
 
     engine = make_engine(url)
     before = memory("VmRSS")
@@ -161,7 +161,7 @@ def bench(kind, rows, workdir, reference):
     events = len(rows)
     with fresh_database(kind, workdir) as url:
         engine = make_engine(url)
-        collector_store.create_site(engine, "bench", [])
+        sites.create_site(engine, "bench", [])
         store_rows(engine, rows)
         now = T0 + events * 500 + 3_600_000
 

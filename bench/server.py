@@ -8,7 +8,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GUNICORN_CONF = os.path.join(ROOT, "collector", "gunicorn_conf.py")
+GUNICORN_CONF = os.path.join(ROOT, "core", "gunicorn_conf.py")
 
 
 def free_port():
@@ -19,7 +19,7 @@ def free_port():
 
 
 class Gunicorn:
-    """`gunicorn -c collector/gunicorn_conf.py APP` on a free loopback port; a context manager."""
+    """`gunicorn -c core/gunicorn_conf.py APP` on a free loopback port; a context manager."""
 
     def __init__(self, app, log_path, workers=2, env=None):
         self.app = app

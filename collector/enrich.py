@@ -6,6 +6,7 @@ from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
 
 from user_agents import parse as parse_ua
+from core.times import to_ms
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
 SHORT = 200
@@ -30,11 +31,6 @@ class Refused(ValueError):
         self.code = code
         self.message = message
         self.fields = fields
-
-
-def to_ms(moment):
-    """Milliseconds since the epoch of an aware datetime."""
-    return int(moment.timestamp() * 1000)
 
 
 def event_time(message, sent_at_ms, received_at_ms):

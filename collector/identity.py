@@ -12,17 +12,11 @@ Pure: no Flask, no SQL.
 """
 import hashlib
 import hmac
-import secrets
 
-from collector.errors import APIError
+from core.errors import APIError
 
 HASH_FIELD = "userHash"
 SETTING = "identity_verification"
-
-
-def new_secret():
-    """A fresh per-site identity secret (the HMAC key; 256 random bits)."""
-    return "ids_" + secrets.token_urlsafe(32)
 
 
 def user_hash(secret, user_id):

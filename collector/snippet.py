@@ -8,7 +8,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from collector.config import SettingError
+from core.settings import SettingError
 
 BUILD = os.path.join(os.path.dirname(__file__), "static", "c.js")
 bp = Blueprint("snippet", __name__)

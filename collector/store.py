@@ -1,110 +1,16 @@
-"""All SQL of the collector: sites and keys, event and bad-row inserts, health."""
-import hashlib
+"""All SQL of ingestion: event and bad-row inserts, bad-row reads, event counts (sites and keys: `core.sites`)."""
 import json
-import secrets
-import time
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select
 
-from collector.dialects import insert_rows_ignoring_duplicates, one_statement
-from collector.models import BadRow, DashboardSession, Event, Site
+from core.sql import insert_rows_ignoring_duplicates, one_statement
+from core.schema import BadRow, DashboardSession, Event, Site
 
 events = Event.__table__
 bad_rows = BadRow.__table__
 sites = Site.__table__
 dashboard_sessions = DashboardSession.__table__
 PAYLOAD_KEEP = 4096
-
-
-class SiteExists(Exception):
-    """A site with that name exists already."""
-
-
-def now_ms():
-    """The current time in epoch milliseconds."""
-    return int(time.time() * 1000)
-
-
-def hash_key(api_key):
-    """How an API key is stored: its SHA-256 (keys are random, so no salt is needed)."""
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def new_write_key():
-    """A fresh public write key."""
-    return "wk_" + secrets.token_urlsafe(18)
-
-
-def new_api_key():
-    """A fresh secret API key (256 random bits)."""
-    return "sk_" + secrets.token_urlsafe(32)
-
-
-def create_site(engine, name, origins):
-    """Create a site; returns its id, public write key and secret API key (the only time it is seen)."""
-    write_key = new_write_key()
-    api_key = new_api_key()
-    with engine.begin() as conn:
-        if conn.scalar(select(sites.c.id).where(sites.c.name == name)) is not None:
-            raise SiteExists(f"A site named {name!r} exists already.")
-        site_id = conn.execute(
-            insert(sites).values(
-                name=name,
-                write_key=write_key,
-                api_key_hash=hash_key(api_key),
-                origins=list(origins),
-                settings={},
-                created_at=now_ms(),
-            )
-        ).inserted_primary_key[0]
-    return {"site_id": site_id, "name": name, "write_key": write_key, "api_key": api_key}
-
-
-def list_sites(engine):
-    """Every site with its id, name, write key, origins and settings (never the API key)."""
-    columns = (sites.c.id, sites.c.name, sites.c.write_key, sites.c.origins, sites.c.settings, sites.c.created_at)
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(select(*columns).order_by(sites.c.id))]
-
-
-def find_site(bind, *, write_key=None, api_key=None, name=None, site_id=None):
-    """The site with the given write key, API key, name or id, as a dict; None when unknown.
-
-    `bind` is an engine, or a connection the caller goes on using (one per API request)."""
-    if any(isinstance(value, str) and not _storable(value) for value in (write_key, api_key, name)):
-        return None  # no stored key or name holds a NUL or a lone surrogate
-    if write_key is not None:
-        where = sites.c.write_key == write_key
-    elif api_key is not None:
-        where = sites.c.api_key_hash == hash_key(api_key)
-    elif name is not None:
-        where = sites.c.name == name
-    else:
-        where = sites.c.id == site_id
-    query = select(sites).where(where)
-    if isinstance(bind, Connection):
-        row = bind.execute(query).first()
-    else:
-        with bind.connect() as conn:
-            row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
-
-
-def _storable(text):
-    """Whether both databases can hold (and compare) `text`: no NUL, valid UTF-8."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def update_site_settings(engine, site_id, settings):
-    """Replace a site's settings dict."""
-    with engine.begin() as conn:
-        conn.execute(update(sites).where(sites.c.id == site_id).values(settings=settings))
 
 
 def store_messages(engine, site_id, rows, rejected, received_at, keep_bad_rows):
@@ -169,26 +75,3 @@ def count_events(engine, site_id=None):
         return conn.scalar(stmt)
 
 
-def ping(engine):
-    """Raise unless the database answers."""
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-
-
-def update_site_origins(engine, site_id, origins):
-    """Replace the origins a site's browsers may send from."""
-    with engine.begin() as conn:
-        conn.execute(update(sites).where(sites.c.id == site_id).values(origins=list(origins)))
-
-
-def rotate_keys(engine, site_id, write_key=False):
-    """Give a site a new API key (and, with `write_key`, a new write key); the old ones stop working at once
-    and every dashboard session of the site ends. Returns the new keys: the only time the API key is seen."""
-    keys = {"api_key": new_api_key()}
-    values = {"api_key_hash": hash_key(keys["api_key"])}
-    if write_key:
-        keys["write_key"] = values["write_key"] = new_write_key()
-    with engine.begin() as conn:
-        conn.execute(update(sites).where(sites.c.id == site_id).values(**values))
-        conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.site_id == site_id))
-    return keys

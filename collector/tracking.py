@@ -1,23 +1,24 @@
 """The Segment HTTP Tracking API: /v1/batch, /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/alias, /v1/group,
 the short paths Segment's analytics.js posts to (/v1/b, /v1/t, /v1/p, /v1/s, /v1/i, /v1/a, /v1/g), and
 /beacon/v1/batch, where RudderStack's JavaScript SDK sends its beacons."""
-import base64
 import json
 import re
-import time
 import zlib
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from collector import identity, messages, store
-from collector.db import get_engine
-from collector.enrich import Refused, build_row, merge_envelope, redact, to_ms
-from collector.errors import APIError
-from collector.ratelimit import RateLimiter, client_of
+from collector.enrich import Refused, build_row, merge_envelope, redact
 from collector.schemas import TYPES, batch_schema
+from core import auth, times
+from core.auth import authenticate
+from core.db import get_engine
+from core.errors import APIError
+from core.times import to_ms
 
 bp = Blueprint("tracking", __name__)
+bp.after_request(auth.cors_headers)
 # A real NUL, as json.dumps writes it: \u0000 after an even number of backslashes (text that merely
 # spells "\u0000" has its backslash doubled).
 NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -112,17 +113,6 @@ def preflight(_any):
     return response
 
 
-@bp.after_request
-def cors_headers(response):
-    origin = request.headers.get("Origin")
-    site = g.get("site")
-    if origin and site and _origin_allowed(site, origin):
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
-        response.headers.add("Vary", "Origin")
-    return response
-
-
 def _tracking_refused(site):
     """True when the browser asked not to be tracked (DNT or GPC) and the site honours it (the default)."""
     if not site["settings"].get("honor_dnt", True):
@@ -141,7 +131,7 @@ def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
     The accepted messages' sizes (each with the batch's context and integrations) may add up to
     STORE_BUDGET × MAX_REQUEST_BYTES; the messages past that are rejected as `request_too_large`."""
     config = current_app.config
-    received_at = store.now_ms()
+    received_at = times.now_ms()
     request_ip = request.remote_addr
     request_ua = request.headers.get("User-Agent")
     store_ip = site["settings"].get("store_ip", True)
@@ -275,66 +265,6 @@ def _gunzip(data, limit):
     return out
 
 
-def authenticate(body):
-    """The site of the request's write key (Basic auth user, body `writeKey` or `?writeKey=`)."""
-    key = _write_key(body)
-    if not key:
-        raise APIError(401, "missing_write_key", "Send the write key as the Basic auth user name, `writeKey` in the body or `?writeKey=`.")
-    site = _site_for(key)
-    if site is None:
-        raise APIError(401, "invalid_write_key", "Unknown write key.")
-    g.site = site
-    origin = request.headers.get("Origin")
-    if origin and not _origin_allowed(site, origin):
-        raise APIError(403, "origin_not_allowed", f"Origin {origin} may not send events for this site.")
-    # The client's own budget first: a client over it spends none of the write key's, which others share.
-    extensions = current_app.extensions
-    client = client_of(request.remote_addr)
-    if not extensions["cohortly_client_rate_limiter"].allow((key, client)):
-        retry_after = str(current_app.config["RETRY_AFTER"])
-        raise APIError(429, "rate_limited", "Too many requests from this client.", headers={"Retry-After": retry_after})
-    if not extensions["cohortly_rate_limiter"].allow(key):
-        retry_after = str(current_app.config["RETRY_AFTER"])
-        raise APIError(429, "rate_limited", "Too many requests for this write key.", headers={"Retry-After": retry_after})
-    return site
-
-
-def _write_key(body):
-    header = request.headers.get("Authorization", "")
-    if header[:6].lower() == "basic ":
-        try:
-            user = base64.b64decode(header[6:], validate=True).decode("utf-8").split(":", 1)[0]
-        except (ValueError, UnicodeDecodeError):
-            raise APIError(401, "invalid_write_key", "The Authorization header is not valid Basic auth.") from None
-        if user:
-            return user
-    key = body.get("writeKey") or request.args.get("writeKey")
-    return key if isinstance(key, str) else None
-
-
-def _site_for(write_key):
-    """The site of a write key, cached per worker for SITE_CACHE_SECONDS."""
-    cache = current_app.extensions["cohortly_site_cache"]
-    hit = cache.get(write_key)
-    now = time.monotonic()
-    if hit and hit[1] > now:
-        return hit[0]
-    site = store.find_site(get_engine(), write_key=write_key)
-    if len(cache) > 10000:
-        cache.clear()
-    cache[write_key] = (site, now + current_app.config["SITE_CACHE_SECONDS"])
-    return site
-
-
-def _origin_allowed(site, origin):
-    origins = site["origins"] or []
-    return "*" in origins or origin in origins
-
-
 def init_app(app):
-    """Per-worker state of the tracking API: the rate limiter and the site cache."""
-    config = app.config
-    app.extensions["cohortly_rate_limiter"] = RateLimiter(config["RATE_LIMIT"], config["RATE_BURST"])
-    app.extensions["cohortly_client_rate_limiter"] = RateLimiter(config["CLIENT_RATE_LIMIT"], config["CLIENT_RATE_BURST"])
-    app.extensions["cohortly_site_cache"] = {}
+    """The tracking routes; answers carry CORS headers for the authenticated site's origins."""
     app.register_blueprint(bp)

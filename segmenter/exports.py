@@ -3,7 +3,7 @@ import csv
 import io
 import json
 
-from segmenter.api_schemas import iso, iso_times
+from segmenter.serving.schemas import iso, iso_times
 
 CSV_COLUMNS = ("profile_id", "user_id", "email", "anonymous_ids", "entered_at", "context")
 FORMATS = ("csv", "ndjson")

@@ -8,7 +8,7 @@ Member pages and exports (API and CLI), the changes feed, webhooks and the dashb
   names nobody and is allowed; the changes feed (and webhooks, and the dashboard's recent changes) names past
   members too, so there a segment under k is refused also when it is empty (unless k is 1, no minimum).
 
-Pure: settings, sizes and traits come in, verdicts go out (the reads are in `segmenter.members`).
+Pure: settings, sizes and traits come in, verdicts go out (the reads are in `segmenter.reads.members`).
 """
 
 CONSENT_TRAIT = "marketing_consent"

@@ -10,27 +10,26 @@ from contextlib import contextmanager
 
 from sqlalchemy import delete, func, insert, or_, select
 
-from collector import dialects
-from collector import store as collector_store
-from collector.db import write_engine
-from collector.models import BadRow, Event
-from segmenter import models
-from segmenter.schemas import load_settings
+from core import locks, sites
+from core.db import write_engine
+from core.schema import BadRow, Event
+from core import schema
+from segmenter.rules.settings import load_settings
 
 events = Event.__table__
 bad_rows = BadRow.__table__
-identities = models.Identity.__table__
-facts = models.ProfileFact.__table__
-changes = models.MembershipChange.__table__
-deliveries = models.WebhookDelivery.__table__
-state = models.RollupState.__table__
-erasures = models.Erasure.__table__
+identities = schema.Identity.__table__
+facts = schema.ProfileFact.__table__
+changes = schema.MembershipChange.__table__
+deliveries = schema.WebhookDelivery.__table__
+state = schema.RollupState.__table__
+erasures = schema.Erasure.__table__
 #: Every table keyed by profile id, in the order an erasure empties them.
 PROFILE_TABLES = (
-    models.ProfileSession.__table__,
-    models.ProfileView.__table__,
-    models.CartLine.__table__,
-    models.Membership.__table__,
+    schema.ProfileSession.__table__,
+    schema.ProfileView.__table__,
+    schema.CartLine.__table__,
+    schema.Membership.__table__,
     changes,
     facts,
 )
@@ -51,7 +50,7 @@ def site_lock(engine, site_id, wait_seconds=LOCK_WAIT_SECONDS):
     """Hold the site's rollup lock, polling for it up to `wait_seconds`; Busy if a rollup keeps it."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        with dialects.rollup_lock(engine, site_id) as held:
+        with locks.rollup_lock(engine, site_id) as held:
             if held:
                 yield
                 return
@@ -210,7 +209,7 @@ def purge_events(engine, site_id, now, batch=PURGE_BATCH, wait_seconds=LOCK_WAIT
     Only events already folded into facts (at or below the rollup watermark) are purged, so facts and
     memberships stay as they are; each batch is its own short transaction, so ingestion goes on.
     """
-    site = collector_store.find_site(engine, site_id=site_id)
+    site = sites.find_site(engine, site_id=site_id)
     days = load_settings(site["settings"])["retention_days"]
     if not days:
         return 0

@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from collector import create_app, store
-from collector.db import make_engine, upgrade
-from collector.models import Base
+from core.app import create_app
+from core.db import make_engine, upgrade
+from core.schema import Base
 from tests.live import LiveCollector
+from core import sites
 
 BACKEND = os.environ.get("COHORTLY_TEST_DB", "sqlite")
 PG_URL = os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -91,7 +92,7 @@ def database_url(template_url, tmp_path):
 @pytest.fixture
 def engine(database_url):
     """An engine on the test's database."""
-    from collector.db import make_engine as _make
+    from core.db import make_engine as _make
 
     eng = _make(database_url)
     yield eng
@@ -115,7 +116,7 @@ def client(app):
 @pytest.fixture
 def site(engine):
     """A site allowing https://shop.example, with its keys."""
-    return store.create_site(engine, "shop", ["https://shop.example"])
+    return sites.create_site(engine, "shop", ["https://shop.example"])
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import time
 import requests
 from sqlalchemy import select
 
-from collector import store
-from collector.db import make_engine
-from collector.models import BadRow, Event
+from core.db import make_engine
+from core.schema import BadRow, Event
+from core import sites
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GUNICORN_CONF = os.path.join(ROOT, "collector", "gunicorn_conf.py")
+GUNICORN_CONF = os.path.join(ROOT, "core", "gunicorn_conf.py")
 
 
 def wait_for(predicate, timeout=15.0, interval=0.05, message="condition"):
@@ -37,7 +37,7 @@ def free_port():
 
 
 class LiveCollector:
-    """gunicorn serving `collector:create_app()` over `database_url`; stop() and start() keep the port."""
+    """gunicorn serving `core.app:create_app()` over `database_url`; stop() and start() keep the port."""
 
     def __init__(self, database_url, log_path, workers=2, env=None):
         self.database_url = database_url
@@ -59,7 +59,7 @@ class LiveCollector:
         )
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "collector:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "core.app:create_app()"],
             env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
         )
         log.close()
@@ -90,7 +90,7 @@ class LiveCollector:
 
     def create_site(self, name="shop", origins=()):
         """A new site with its keys: site_id, write_key, api_key."""
-        return store.create_site(self.engine, name, list(origins))
+        return sites.create_site(self.engine, name, list(origins))
 
     def events(self, site_id=None):
         """The stored events, oldest first, as dicts."""

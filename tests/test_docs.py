@@ -2,7 +2,7 @@
 import os
 import re
 
-from collector.config import SETTINGS
+from core.settings import SETTINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

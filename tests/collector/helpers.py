@@ -1,7 +1,7 @@
 """Small helpers shared by the collector tests."""
 from sqlalchemy import func, select
 
-from collector.models import BadRow, Event, Site
+from core.schema import BadRow, Event, Site
 
 
 def basic(write_key):

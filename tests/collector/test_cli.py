@@ -3,9 +3,9 @@ import json
 
 from sqlalchemy import inspect
 
-from collector import store
-from collector.cli import main
-from collector.db import make_engine
+from core.cli import main
+from core.db import make_engine
+from core import sites
 
 
 def test_sites_create_json_prints_the_keys_once(runner, engine):
@@ -14,11 +14,11 @@ def test_sites_create_json_prints_the_keys_once(runner, engine):
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
     assert set(created) == {"site_id", "write_key", "api_key"}
-    site = store.find_site(engine, api_key=created["api_key"])
+    site = sites.find_site(engine, api_key=created["api_key"])
     assert site["id"] == created["site_id"]
     assert site["origins"] == ["https://shop.example", "https://www.shop.example"]
     assert site["api_key_hash"] != created["api_key"]
-    assert created["api_key"] not in json.dumps(store.list_sites(engine))
+    assert created["api_key"] not in json.dumps(sites.list_sites(engine))
 
 
 def test_sites_create_plain_and_list(runner):

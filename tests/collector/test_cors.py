@@ -1,8 +1,8 @@
 """Browsers may send from a site's allowed origins only; server-side SDKs send no Origin."""
 import pytest
 
-from collector import store
 from tests.collector.helpers import basic, counts, track
+from core import sites
 
 
 def test_allowed_origin_gets_cors_headers(client, engine, site):
@@ -29,7 +29,7 @@ def test_no_origin_is_a_server_side_sdk(client, engine, site):
 
 
 def test_origin_of_another_site_is_refused(client, engine, site):
-    other = store.create_site(engine, "other", ["https://other.example"])
+    other = sites.create_site(engine, "other", ["https://other.example"])
     response = client.post("/v1/batch", json={"batch": [track()]},
                            headers={**basic(site["write_key"]), "Origin": "https://other.example"})
     assert response.status_code == 403
@@ -40,7 +40,7 @@ def test_origin_of_another_site_is_refused(client, engine, site):
 
 
 def test_wildcard_origin(client, engine):
-    site = store.create_site(engine, "anywhere", ["*"])
+    site = sites.create_site(engine, "anywhere", ["*"])
     response = client.post("/v1/batch", json={"batch": [track()]},
                            headers={**basic(site["write_key"]), "Origin": "https://whatever.example"})
     assert response.status_code == 200
@@ -64,7 +64,7 @@ def test_preflight_for_a_known_origin(client, site):
 def test_preflight_answers_every_origin_alike(client, engine, site, query, origin):
     # No oracle of which origins the instance serves: a preflight from an origin no site allows gets the same
     # answer as one from an allowed origin (it used to be 403). The POST itself is what checks the origin.
-    store.create_site(engine, "other", ["https://other.example"])
+    sites.create_site(engine, "other", ["https://other.example"])
     response = client.options("/v1/batch" + query.format(key=site["write_key"]), headers={
         "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
     assert response.status_code == 204

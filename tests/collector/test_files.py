@@ -6,9 +6,9 @@ import stat
 from flask import Flask
 from sqlalchemy import text
 
-from collector import db
-from collector.db import make_engine
-from demo.cli import demo_site
+from core import db
+from core.db import make_engine
+from demo.commands import demo_site
 
 
 def mode(path):

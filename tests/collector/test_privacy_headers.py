@@ -1,8 +1,8 @@
 """Do-Not-Track and Global Privacy Control headers drop events server-side; IPs can be left out entirely."""
 import pytest
 
-from collector import store
 from tests.collector.helpers import basic, counts, stored, track
+from core import sites
 
 
 @pytest.mark.parametrize("headers", [{"DNT": "1"}, {"Sec-GPC": "1"}, {"DNT": "1", "Sec-GPC": "1"}])
@@ -26,14 +26,14 @@ def test_other_header_values_are_tracked(client, engine, site, headers):
 
 
 def test_a_site_may_choose_not_to_honour_dnt(client, engine, site):
-    store.update_site_settings(engine, site["site_id"], {"honor_dnt": False})
+    sites.update_site_settings(engine, site["site_id"], {"honor_dnt": False})
     client.application.extensions["cohortly_site_cache"].clear()
     client.post("/v1/batch", json={"batch": [track()]}, headers={**basic(site["write_key"]), "DNT": "1"})
     assert counts(engine)["events"] == 1
 
 
 def test_a_site_may_store_no_ip_at_all(client, engine, site):
-    store.update_site_settings(engine, site["site_id"], {"store_ip": False})
+    sites.update_site_settings(engine, site["site_id"], {"store_ip": False})
     client.application.extensions["cohortly_site_cache"].clear()
     client.post("/v1/batch", json={"batch": [track(context={"ip": "203.0.113.9"})]}, headers=basic(site["write_key"]),
                 environ_base={"REMOTE_ADDR": "198.51.100.23"})

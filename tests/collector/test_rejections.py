@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from collector import create_app
+from core.app import create_app
 from tests.collector.helpers import basic, counts, stored, track
 
 NOTHING = {"events": 0, "bad_rows": 0, "sites": 1}
@@ -193,7 +193,7 @@ def test_bad_rows_are_bounded(database_url, engine, site):
 
 
 def test_bad_rows_cli_shows_the_reason(client, runner, site):
-    from collector.cli import main
+    from core.cli import main
 
     client.post("/v1/batch", json={"batch": [{"type": "track", "anonymousId": "a"}]}, headers=basic(site["write_key"]))
     result = runner.invoke(main, ["bad-rows", "shop"])

@@ -1,9 +1,9 @@
 """COHORTLY_SNIPPET_PATH is checked when the app is made: a plain path that no other route answers."""
 import pytest
 
-from collector import create_app
-from collector.cli import main
-from collector.config import SettingError
+from core.app import create_app
+from core.cli import main
+from core.settings import SettingError
 
 
 @pytest.mark.parametrize("path", [

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.collector.helpers import basic, counts, stored, track
+from core import sites
 
 UA_CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -180,9 +181,8 @@ def test_retried_batch_stores_nothing_twice(client, engine, site):
 
 
 def test_same_message_id_on_two_sites_is_two_events(client, engine, site):
-    from collector import store
 
-    other = store.create_site(engine, "other", [])
+    other = sites.create_site(engine, "other", [])
     for key in (site["write_key"], other["write_key"]):
         client.post("/v1/batch", json={"batch": [track(messageId="same")], "writeKey": key})
     assert sorted(row["site_id"] for row in stored(engine)) == sorted([site["site_id"], other["site_id"]])
@@ -201,7 +201,7 @@ def test_snippet_is_served(client):
 
 
 def test_snippet_at_a_neutral_path(database_url):
-    from collector import create_app
+    from core.app import create_app
 
     app = create_app({"DATABASE_URL": database_url, "SNIPPET_PATH": "/assets/site.js"})
     response = app.test_client().get("/assets/site.js")

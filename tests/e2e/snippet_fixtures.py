@@ -6,9 +6,9 @@ import os
 import threading
 import time
 
-from collector import store
-from collector.db import write_engine
+from core.db import write_engine
 from tests.live import free_port, wait_for
+from core import sites
 
 PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
 BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -118,7 +118,7 @@ class Tracked:
         self.browser = browser
         # The collector may be writing as the site is made (the pages of the test before, closing, send what they
         # hold): on SQLite, a read-then-write transaction must take the write lock up front, waiting for it.
-        self.site = store.create_site(write_engine(collector.engine), name, [server.origin])
+        self.site = sites.create_site(write_engine(collector.engine), name, [server.origin])
         self.contexts = []
         self.errors = []  # uncaught errors and console errors seen by pages
         self.content_types = set()  # of the /v1/batch requests

@@ -12,9 +12,9 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from collector import store
-from collector.db import write_engine
+from core.db import write_engine
 from tests.live import wait_for
+from core import sites
 
 pytestmark = pytest.mark.e2e
 SDKS = os.path.join(os.path.dirname(__file__), "browser_sdks")
@@ -35,7 +35,7 @@ class Browser:
     def __init__(self, collector, server, chromium, name):
         self.collector = collector
         self.server = server
-        self.site = store.create_site(write_engine(collector.engine), name, [server.origin])
+        self.site = sites.create_site(write_engine(collector.engine), name, [server.origin])
         self.context = chromium.new_context()
         self.outside, self.failures = [], []
         self.context.route(lambda url: urlsplit(url).hostname != "127.0.0.1", self._refuse)

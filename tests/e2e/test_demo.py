@@ -55,7 +55,7 @@ def demo(template_url, tmp_path_factory):
     in_project_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
     # In the project's .venv (as under scripts/test and CI) this runs the README's first command itself.
     command = [os.path.join(ROOT, "scripts", "demo"), *options] if in_project_venv else [
-        sys.executable, "-m", "collector.cli", "demo", *options]
+        sys.executable, "-m", "core.cli", "demo", *options]
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)

@@ -6,8 +6,9 @@ import hmac
 import pytest
 from sqlalchemy import select
 
-from segmenter import models, store
-from segmenter.rollup import run_rollup
+from core import schema
+from segmenter.reads import catalog
+from segmenter.rollup.chunks import run_rollup
 
 pytestmark = pytest.mark.e2e
 VICTIM = "vic@example.com"
@@ -15,7 +16,7 @@ VICTIM = "vic@example.com"
 
 def test_a_signed_identify_links_and_a_claimed_one_does_not(tracked):
     engine = tracked.collector.engine
-    secret = store.identity_secret(engine, tracked.site["site_id"])  # before the site's first request: not cached
+    secret = catalog.identity_secret(engine, tracked.site["site_id"])  # before the site's first request: not cached
     user_hash = hmac.new(secret.encode(), VICTIM.encode(), hashlib.sha256).hexdigest()
 
     victim = tracked.new_page()
@@ -39,7 +40,7 @@ def test_a_signed_identify_links_and_a_claimed_one_does_not(tracked):
 
     (summary,) = run_rollup(engine, site_id=tracked.site["site_id"])
     assert summary.status == "done", summary.error
-    identities = models.Identity.__table__
+    identities = schema.Identity.__table__
     with engine.connect() as conn:
         links = conn.execute(select(identities.c.anonymous_id, identities.c.user_id, identities.c.verified)
                              .where(identities.c.site_id == tracked.site["site_id"])).all()

@@ -15,10 +15,10 @@ import pytest
 import requests
 from sqlalchemy import select as sql_select
 
-from collector import store
-from collector.db import make_engine
-from collector.models import Event
+from core.db import make_engine
+from core.schema import Event
 from tests.live import ROOT, free_port, wait_for
+from core import sites
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +118,7 @@ def test_serve_keeps_answering_with_50_slow_clients_and_drops_them_after_the_rea
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     engine = make_engine(database_url)
-    site = store.create_site(engine, "shop", [])
+    site = sites.create_site(engine, "shop", [])
     env = dict(os.environ, COHORTLY_DATABASE_URL=database_url, COHORTLY_READ_TIMEOUT=str(READ_TIMEOUT))
     command = [os.path.join(os.path.dirname(sys.executable), "cohortly"), "serve", "--port", str(port), "--workers", "1"]
     with open(tmp_path / "serve.log", "wb") as log:

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from segmenter.rollup import run_rollup
+from segmenter.rollup.chunks import run_rollup
 
 pytestmark = pytest.mark.e2e
 

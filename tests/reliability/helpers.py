@@ -5,7 +5,7 @@ import threading
 from sqlalchemy import select
 
 from bench import load, payload
-from collector.models import Event
+from core.schema import Event
 
 #: Length of the saturation test. The issue asks for 60 s; CI runs 20 s on each database to keep the suite short.
 SATURATION_SECONDS = float(os.environ.get("COHORTLY_RELIABILITY_SECONDS", "20"))

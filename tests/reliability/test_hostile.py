@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from collector import create_app, store
-from collector.db import make_engine
-from segmenter import models
-from segmenter import job, webhook_http
+from core.app import create_app
+from core.db import make_engine
+from core import schema, sites, times
+from segmenter.rollup import job
+from segmenter.webhooks import network
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.reliability
@@ -38,7 +39,7 @@ def hostile(values, plain):
     """A hostile value a third of the time, else a plain one: most requests are then accepted and reach the rollup."""
     return st.one_of(st.sampled_from(values), st.sampled_from(plain), st.sampled_from(plain))
 DEEP = "__deep__"
-LOOPBACK = webhook_http.allowed_networks("127.0.0.0/8")  # the test's webhook receiver
+LOOPBACK = network.allowed_networks("127.0.0.0/8")  # the test's webhook receiver
 
 
 def nested(depth):
@@ -112,7 +113,7 @@ def test_hostile_requests_never_break_a_rollup_or_a_read(database_url):
     app = create_app({"DATABASE_URL": database_url, "RATE_LIMIT": 0, "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
     client = app.test_client()
     engine = make_engine(database_url)
-    site = store.create_site(engine, "shop", ["https://shop.example"])
+    site = sites.create_site(engine, "shop", ["https://shop.example"])
     auth = {"Authorization": "Basic " + base64.b64encode(f"{site['write_key']}:".encode()).decode()}
     api = {"Authorization": f"Bearer {site['api_key']}"}
     receiver = Receiver()
@@ -133,7 +134,7 @@ def test_hostile_requests_never_break_a_rollup_or_a_read(database_url):
         if response.status_code >= 400 or not answer.get("accepted"):
             return
         accepted_requests.append(path)
-        done = job.run_pass(engine, now=store.now_ms(), allowed=LOOPBACK)
+        done = job.run_pass(engine, now=times.now_ms(), allowed=LOOPBACK)
         assert not done.failed and done.webhook_error is None, (done.summaries, done.webhook_error)
         assert done.webhooks.failed == 0, receiver.received[-1:]
         for url in reads(engine, site["site_id"], site["write_key"], client, api, anon_ids):
@@ -164,8 +165,8 @@ def reads(engine, site_id, write_key, client, api, anon_ids):
         for tail in ("", "/members", "/members.ndjson", "/members.csv", "/changes"):
             yield f"/api/v1/segments/{name}{tail}"
     with engine.connect() as conn:
-        profiles = conn.scalars(select(models.ProfileFact.profile_id).where(models.ProfileFact.site_id == site_id)
-                                .order_by(models.ProfileFact.profile_id).limit(8)).all()
+        profiles = conn.scalars(select(schema.ProfileFact.profile_id).where(schema.ProfileFact.site_id == site_id)
+                                .order_by(schema.ProfileFact.profile_id).limit(8)).all()
     for profile_id in profiles:
         yield f"/api/v1/profiles/{quote(profile_id, safe='')}"
         yield f"/api/v1/profiles/{quote(profile_id, safe='')}/export"

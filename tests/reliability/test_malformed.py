@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 from sqlalchemy import func, insert, select
 
-from collector import create_app, store
-from collector.db import make_engine
-from collector.models import BadRow, Event, Site
+from core.app import create_app
+from core.db import make_engine
+from core.schema import BadRow, Event, Site
 from collector import messages as quick
 from collector.schemas import TYPES, load_message, message_schema
 from tests.collector.helpers import basic, counts
+from core import sites
 
 pytestmark = pytest.mark.reliability
 
@@ -210,7 +211,7 @@ def test_malformed_requests_never_5xx_and_store_nothing_rejected(database_url):
 
 def _fresh_sites(engine, count):
     """`count` sites allowing https://shop.example, made in one transaction: [{"site_id", "write_key"}]."""
-    rows = [{"name": f"fuzz-{n}", "write_key": f"wk_fuzz_{n}", "api_key_hash": store.hash_key(f"sk_fuzz_{n}"),
+    rows = [{"name": f"fuzz-{n}", "write_key": f"wk_fuzz_{n}", "api_key_hash": sites.hash_key(f"sk_fuzz_{n}"),
              "origins": ["https://shop.example"], "settings": {}, "created_at": 0} for n in range(count)]
     with engine.begin() as conn:
         conn.execute(insert(Site), rows)

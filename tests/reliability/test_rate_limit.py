@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from collector import create_app, store
-from collector.ratelimit import RateLimiter, client_of
+from core.app import create_app
+from collector import store
+from core.ratelimit import RateLimiter, client_of
 from tests.collector.helpers import basic, track
 
 pytestmark = pytest.mark.reliability

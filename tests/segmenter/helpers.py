@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import insert, select
 
-from collector.models import Event
-from segmenter import models
+from core.schema import Event
+from core import schema
 
 #: Seconds a webhook pass may take past its budget in a test: its own database work on a machine whose cores
 #: are busy with other work (measured up to ~3 s with three test suites at once); far below any receiver's hang.
@@ -75,7 +75,7 @@ def store(engine, site_id, rows):
 
 def facts(engine, site_id, drop=("next_check_at",)):
     """{profile_id: facts dict} of a site."""
-    table = models.ProfileFact.__table__
+    table = schema.ProfileFact.__table__
     with engine.connect() as conn:
         rows = conn.execute(select(table).where(table.c.site_id == site_id)).mappings().all()
     return {row["profile_id"]: {k: v for k, v in row.items() if k not in drop} for row in rows}
@@ -83,7 +83,7 @@ def facts(engine, site_id, drop=("next_check_at",)):
 
 def members(engine, site_id, with_time=False):
     """{segment: {profile_id: context}} of a site (or (entered_at, context) with_time)."""
-    table = models.Membership.__table__
+    table = schema.Membership.__table__
     found = {}
     with engine.connect() as conn:
         for row in conn.execute(select(table).where(table.c.site_id == site_id)).mappings():
@@ -94,7 +94,7 @@ def members(engine, site_id, with_time=False):
 
 def changes(engine, site_id):
     """Every membership change of a site, oldest first, as dicts."""
-    table = models.MembershipChange.__table__
+    table = schema.MembershipChange.__table__
     with engine.connect() as conn:
         rows = conn.execute(select(table).where(table.c.site_id == site_id).order_by(table.c.id)).mappings().all()
     return [dict(row) for row in rows]
@@ -102,7 +102,7 @@ def changes(engine, site_id):
 
 def roll(engine, now, **options):
     """One rollup of every site at `now`; returns the first site's RunSummary (asserting success)."""
-    from segmenter.rollup import run_rollup
+    from segmenter.rollup.chunks import run_rollup
 
     summaries = run_rollup(engine, now=now, **options)
     for summary in summaries:
@@ -149,7 +149,7 @@ def cohortly(*args):
 
 def watermark(engine, site_id):
     """The site's rollup watermark (0 before the first chunk)."""
-    table = models.RollupState.__table__
+    table = schema.RollupState.__table__
     with engine.connect() as conn:
         return conn.scalar(select(table.c.watermark).where(table.c.site_id == site_id)) or 0
 

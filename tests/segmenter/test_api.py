@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from collector import store as collector_store
-from segmenter.rollup import run_rollup
-from segmenter.rules import HOUR as HOUR_MS
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import HOUR as HOUR_MS
 from tests.segmenter.helpers import T0, bearer, identify, page, store, track
+from core import sites
 
 NOW = T0 + 3 * HOUR_MS
 
@@ -32,7 +32,7 @@ def shop(engine, site):
 @pytest.fixture
 def other(engine):
     """A second site with a browser of its own, rolled up at NOW."""
-    site = collector_store.create_site(engine, "other", [])
+    site = sites.create_site(engine, "other", [])
     store(engine, site["site_id"], [
         track("Product Viewed", at=T0, anon="b-1", product_id="x"),
         track("Product Viewed", at=T0 + 1, anon="b-1", product_id="y"),
@@ -103,7 +103,7 @@ def test_segment_sizes_follow_an_erasure_before_the_next_rollup(client, shop):
 
 
 def test_thresholds_follow_the_site_settings(client, engine, shop):
-    from segmenter.store import configure_site
+    from segmenter.reads.catalog import configure_site
 
     configure_site(engine, shop["site_id"], {"cart_abandon_after": "2h"})
     response = client.get("/api/v1/segments/cart_abandoners", headers=bearer(shop["api_key"]))
@@ -144,8 +144,8 @@ def test_member_pages_are_what_the_member_schema_dumps(client, engine, shop, seg
     """Pages are dumped by exports.member_record; the OpenAPI document promises MemberPageSchema."""
     from flask import jsonify
 
-    from segmenter import members
-    from segmenter.api_schemas import MemberPageSchema
+    from segmenter.reads import members
+    from segmenter.serving.schemas import MemberPageSchema
 
     response = client.get(f"/api/v1/segments/{segment}/members", query_string={"limit": 2},
                           headers=bearer(shop["api_key"]))

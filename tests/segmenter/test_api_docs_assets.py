@@ -3,7 +3,7 @@ import json
 import os
 import re
 
-from segmenter import api
+from segmenter.serving import api
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -2,7 +2,7 @@
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from segmenter.rollup import run_rollup
+from segmenter.rollup.chunks import run_rollup
 from tests.segmenter.helpers import T0, identify, store, track
 
 

@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from collector.models import Event
+from core.schema import Event
 from tests.segmenter.helpers import store, track
 
 BAD = ["%00", "a%00b", "%ED%A0%80"]  # NUL; NUL inside; a lone surrogate, UTF-8-encoded

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from collector import store as collector_store
-from collector.cli import main
-from segmenter import store
-from segmenter.rules import HOUR
+from core.cli import main
+from segmenter.reads import catalog
+from segmenter.rules.definitions import HOUR
 from tests.segmenter.helpers import T0, page, store as store_events, track
+from core import sites
 
 NOW_ISO = "2026-01-05T14:00:00Z"  # T0 + 2h
 
@@ -51,7 +51,7 @@ def test_rollup_status_lists_the_recent_runs(runner, shop):
 
 
 def test_a_failed_rollup_exits_1_with_one_line(runner, engine, shop):
-    collector_store.update_site_settings(engine, shop["site_id"], {"browse_min_views": "many"})
+    sites.update_site_settings(engine, shop["site_id"], {"browse_min_views": "many"})
     result = runner.invoke(main, ["rollup", "--now", NOW_ISO])
     assert result.exit_code == 1
     lines = result.output.splitlines()
@@ -71,17 +71,17 @@ def test_rollup_usage_errors(runner, shop, args, message):
 
 
 def test_configure_sets_validates_and_unsets(runner, engine, shop):
-    collector_store.update_site_settings(engine, shop["site_id"], {"store_ip": False})
+    sites.update_site_settings(engine, shop["site_id"], {"store_ip": False})
     result = runner.invoke(main, ["sites", "configure", "shop", "--set", "cart_abandon_after=2h",
                                   "--set", "min_segment_size=50"])
     assert result.exit_code == 0, result.output
     assert "cart_abandon_after = 2h\n" in result.output and "min_segment_size = 50\n" in result.output
-    assert collector_store.find_site(engine, site_id=shop["site_id"])["settings"] == {
+    assert sites.find_site(engine, site_id=shop["site_id"])["settings"] == {
         "store_ip": False, "cart_abandon_after": "2h", "min_segment_size": 50}
-    assert store.site_settings(engine, shop["site_id"])["cart_abandon_after"] == 2 * HOUR
+    assert catalog.site_settings(engine, shop["site_id"])["cart_abandon_after"] == 2 * HOUR
     result = runner.invoke(main, ["sites", "configure", "shop", "--unset", "cart_abandon_after"])
     assert "cart_abandon_after = 1h\n" in result.output
-    assert collector_store.find_site(engine, site_id=shop["site_id"])["settings"] == {
+    assert sites.find_site(engine, site_id=shop["site_id"])["settings"] == {
         "store_ip": False, "min_segment_size": 50}
 
 
@@ -98,7 +98,7 @@ def test_configure_refuses_bad_settings_in_one_line(runner, engine, shop, assign
     result = runner.invoke(main, ["sites", "configure", "shop", "--set", assignment])
     assert result.exit_code in (1, 2)
     assert message in result.output and "Traceback" not in result.output
-    assert collector_store.find_site(engine, site_id=shop["site_id"])["settings"] == {}
+    assert sites.find_site(engine, site_id=shop["site_id"])["settings"] == {}
 
 
 def test_segments_list_and_members(runner, shop):
@@ -114,19 +114,20 @@ def test_segments_list_and_members(runner, shop):
 
 
 def test_a_progress_bar_only_on_a_terminal_and_for_a_big_backlog(monkeypatch):
-    from segmenter import cli
+    from segmenter import commands
 
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
-    assert type(cli._progress("shop", cli.PROGRESS_FROM)).__name__ == "ProgressBar"
-    assert isinstance(cli._progress("shop", cli.PROGRESS_FROM - 1), cli._NoBar)
+    assert type(commands._progress("shop", commands.PROGRESS_FROM)).__name__ == "ProgressBar"
+    assert isinstance(commands._progress("shop", commands.PROGRESS_FROM - 1), commands._NoBar)
     monkeypatch.setattr("sys.stdout.isatty", lambda: False, raising=False)
-    assert isinstance(cli._progress("shop", 10 * cli.PROGRESS_FROM), cli._NoBar)
+    assert isinstance(commands._progress("shop", 10 * commands.PROGRESS_FROM), commands._NoBar)
 
 
 def test_every_loops_until_interrupted(database_url, engine, shop):
     import os
     import signal
     import subprocess
+    import sys
 
     from tests.live import wait_for
     from tests.segmenter.helpers import cohortly
@@ -137,7 +138,14 @@ def test_every_loops_until_interrupted(database_url, engine, shop):
         wait_for(lambda: _done(engine, shop) >= 3 or loop.poll() is not None, timeout=60, message="three runs")
     finally:
         loop.send_signal(signal.SIGINT)
-        out, err = loop.communicate(timeout=30)
+        try:
+            out, err = loop.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            stacks = subprocess.run([os.path.join(os.path.dirname(sys.executable), "py-spy"), "dump", "--pid", str(loop.pid)],
+                                    capture_output=True, text=True).stdout
+            loop.kill()
+            loop.communicate()
+            raise AssertionError(f"`cohortly rollup --every` did not stop on SIGINT within 30 s; its stacks:\n{stacks}")
     assert loop.returncode == 0, err
     assert "Traceback" not in err and err.rstrip().endswith("Stopped.")
     folded = [json.loads(line)["events_folded"] for line in out.splitlines()]
@@ -146,4 +154,4 @@ def test_every_loops_until_interrupted(database_url, engine, shop):
 
 
 def _done(engine, site):
-    return sum(run["status"] == "done" for run in store.recent_runs(engine, site["site_id"]))
+    return sum(run["status"] == "done" for run in catalog.recent_runs(engine, site["site_id"]))

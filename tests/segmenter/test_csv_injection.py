@@ -4,10 +4,10 @@ import io
 
 import pytest
 
-from collector.cli import main
+from core.cli import main
 from segmenter.exports import csv_cell
-from segmenter.rollup import run_rollup
-from segmenter.rules import HOUR
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import HOUR
 from tests.segmenter.helpers import T0, identify, store, track
 
 # (user id, anonymous id, email) a hostile visitor chose; each starts with one of = + - @ tab CR.

@@ -6,9 +6,9 @@ import re
 import pytest
 from sqlalchemy import func, select, update
 
-from collector.cli import main
-from collector.models import DashboardSession
-from segmenter import dashboard
+from core.cli import main
+from core.schema import DashboardSession
+from segmenter.serving import dashboard
 from tests.segmenter.helpers import form_token, sign_in
 
 SESSIONS = DashboardSession.__table__
@@ -17,7 +17,7 @@ SESSIONS = DashboardSession.__table__
 @pytest.fixture
 def app(database_url):
     """The collector app with no write-key cache (a rotated write key must fail on the next request)."""
-    from collector import create_app
+    from core.app import create_app
 
     app = create_app({"DATABASE_URL": database_url, "TESTING": True, "SITE_CACHE_SECONDS": 0})
     yield app

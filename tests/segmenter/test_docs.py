@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from segmenter.rules import BUILT_IN, SETTINGS, format_duration
+from segmenter.rules.definitions import BUILT_IN, SETTINGS, format_duration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

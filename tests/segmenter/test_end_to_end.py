@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from segmenter import store
+from segmenter.reads import catalog
 from tests.segmenter.helpers import cohortly
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def test_events_over_http_then_a_rollup_give_the_expected_members(live_collector
     engine = live_collector.engine
 
     def ids(segment):
-        return {m["profile_id"]: m for m in store.segment_members(engine, site["site_id"], segment)}
+        return {m["profile_id"]: m for m in catalog.segment_members(engine, site["site_id"], segment)}
 
     assert set(ids("browsers")) == {"a:browsing"}
     assert ids("browsers")["a:browsing"]["context"]["last_product"]["name"] == "Hat"
@@ -73,4 +73,4 @@ def test_events_over_http_then_a_rollup_give_the_expected_members(live_collector
     assert abandoner["context"]["cart_value"] == 179.0
     assert set(ids("new_buyers")) == {"u:bob"}
     assert set(ids("active")) == {"a:browsing", "u:ann", "u:bob"}
-    assert store.profile(engine, site["site_id"], "crawler") is None
+    assert catalog.profile(engine, site["site_id"], "crawler") is None

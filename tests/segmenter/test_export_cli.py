@@ -3,9 +3,10 @@ import csv
 import io
 import json
 
-from collector.cli import main
-from segmenter.rollup import run_rollup
+from core.cli import main
+from segmenter.rollup.chunks import run_rollup
 from tests.segmenter.helpers import T0, store, track
+from core import sites
 
 
 def browsers(engine, site, count):
@@ -36,11 +37,10 @@ def test_export_csv_to_a_file_without_naming_the_only_site(runner, engine, site,
 
 
 def test_export_errors_are_one_clear_line(runner, engine, site):
-    from collector import store as collector_store
 
     unknown = runner.invoke(main, ["segments", "export", "vips", "--site", "shop"])
     assert unknown.exit_code == 1 and "No segment named 'vips'" in unknown.output
-    collector_store.create_site(engine, "second", [])
+    sites.create_site(engine, "second", [])
     ambiguous = runner.invoke(main, ["segments", "export", "browsers"])
     assert ambiguous.exit_code == 1 and "--site" in ambiguous.output
     assert "Traceback" not in unknown.output + ambiguous.output

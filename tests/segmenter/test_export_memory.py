@@ -6,18 +6,18 @@ import tracemalloc
 
 from sqlalchemy import insert
 
-from segmenter import models
+from core import schema
 
 
 def add_members(engine, site_id, start, count):
     """`count` members of `browsers` with facts, written straight to the tables."""
     rows = range(start, start + count)
     with engine.begin() as conn:
-        conn.execute(insert(models.ProfileFact.__table__), [
+        conn.execute(insert(schema.ProfileFact.__table__), [
             {"site_id": site_id, "profile_id": f"a:{i:07d}", "event_count": 2, "sessions": 1, "page_views": 0,
              "product_views": 2, "cart_items": 0, "cart_value_cents": 0, "order_count": 0, "revenue_cents": 0,
              "email_opens": 0, "email_clicks": 0} for i in rows])
-        conn.execute(insert(models.Membership.__table__), [
+        conn.execute(insert(schema.Membership.__table__), [
             {"site_id": site_id, "segment": "browsers", "profile_id": f"a:{i:07d}", "entered_at": 1_700_000_000_000,
              "context": {"last_product": {"id": "p1", "name": "Trail Shoe"}, "product_views": 2}} for i in rows])
 
@@ -48,7 +48,7 @@ def test_export_memory_does_not_grow_with_members(client, engine, site):
 
 def test_export_records_are_what_the_member_schema_dumps():
     from segmenter.exports import member_record
-    from segmenter.api_schemas import MemberSchema
+    from segmenter.serving.schemas import MemberSchema
 
     row = {"profile_id": "u:1", "user_id": "1", "email": "a@example.com", "anonymous_ids": ["x"],
            "traits": {"plan": "pro"}, "entered_at": 1_700_000_000_123,

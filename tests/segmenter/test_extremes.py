@@ -5,12 +5,13 @@ import json
 import pytest
 from sqlalchemy import BigInteger, Integer, select, update
 
-from collector import dialects
-from collector.models import Event
-from collector.times import TIME_MAX_MS, TIME_MIN_MS, iso
-from segmenter import models, webhook_http, webhooks
-from segmenter.rollup import run_rollup
-from segmenter.rules import DAY, HOUR
+from core import sites, sql
+from core.schema import Event
+from core.times import TIME_MAX_MS, TIME_MIN_MS, iso
+from core import schema
+from segmenter.webhooks import network, outbox
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import DAY, HOUR
 from tests.segmenter.helpers import T0, bearer, facts, identify, members, page, roll, sign_in, store, track, watermark
 
 NOW = T0 + 2 * HOUR
@@ -102,7 +103,7 @@ def test_absurd_stored_times_break_no_rollup_and_no_read(client, engine, site, r
     assert dashboard.status_code == 200
     assert "0001-01-31 00:00:00 UTC" in dashboard.get_data(as_text=True)  # exits 30 days after year 1 began
 
-    result = webhooks.deliver(engine, NOW + 40 * DAY, webhook_http.allowed_networks(LOOPBACK))
+    result = outbox.deliver(engine, NOW + 40 * DAY, network.allowed_networks(LOOPBACK))
     assert result.failed == 0 and result.delivered > 0
     bodies = receiver.accepted()
     assert len(bodies) == result.delivered
@@ -118,10 +119,10 @@ def test_absurd_times_folded_by_an_older_rollup_still_render(client, engine, sit
     roll(engine, NOW)
     low, high = -(2**63), 2**63 - 1
     with engine.begin() as conn:
-        conn.execute(update(models.ProfileFact.__table__).values(first_seen_at=low, last_seen_at=high))
-        conn.execute(update(models.Membership.__table__).values(
+        conn.execute(update(schema.ProfileFact.__table__).values(first_seen_at=low, last_seen_at=high))
+        conn.execute(update(schema.Membership.__table__).values(
             entered_at=low, context={"last_seen_at": high, "cart": {"added_at": low}}))
-        conn.execute(update(models.MembershipChange.__table__).values(
+        conn.execute(update(schema.MembershipChange.__table__).values(
             at=low, detected_at=high, context={"viewed_at": low}))
     for route in ("segments/active/members", "segments/active/members.ndjson", "segments/active/members.csv",
                   "segments/active/changes", "profiles/old"):
@@ -133,7 +134,7 @@ def test_absurd_times_folded_by_an_older_rollup_still_render(client, engine, sit
     dashboard = client.get("/dashboard/")
     assert dashboard.status_code == 200
     assert "0001-01-01 00:00:00 UTC" in dashboard.get_data(as_text=True)
-    result = webhooks.deliver(engine, NOW, webhook_http.allowed_networks(LOOPBACK))
+    result = outbox.deliver(engine, NOW, network.allowed_networks(LOOPBACK))
     assert (result.failed, result.delivered) == (0, len(receiver.accepted()))
     assert {body["at"] for body in receiver.accepted()} == {"0001-01-01T00:00:00.000Z"}
     assert {body["detected_at"] for body in receiver.accepted()} == {"9999-12-31T23:59:59.999Z"}
@@ -142,7 +143,7 @@ def test_absurd_times_folded_by_an_older_rollup_still_render(client, engine, sit
 # --- numbers -------------------------------------------------------------------------------
 
 BIGINT_MAX = 2**63 - 1
-INTEGER_COLUMNS = [column.name for column in models.ProfileFact.__table__.columns
+INTEGER_COLUMNS = [column.name for column in schema.ProfileFact.__table__.columns
                    if isinstance(column.type, (Integer, BigInteger))]
 
 
@@ -181,7 +182,7 @@ def test_no_number_a_visitor_sends_stops_a_rollup(client, engine, site):
     store(engine, site_id, _carts_and_orders())
     roll(engine, NOW)
     stored = _integers_in_range(engine, site_id)
-    money = dialects.MONEY_MAX_CENTS
+    money = sql.MONEY_MAX_CENTS
     assert stored["a:cart"]["cart_value_cents"] == money  # 10**20 - 7 * 10**14: past the bound
     assert stored["a:cart"]["cart_items"] == 3
     assert stored["a:lines"]["cart_value_cents"] == money
@@ -203,13 +204,13 @@ def test_sums_an_older_version_stored_past_the_bounds_still_fold(engine, site):
     store(engine, site_id, [track("Order Completed", anon="buyer", revenue=5)])
     roll(engine, NOW)
     with engine.begin() as conn:
-        conn.execute(update(models.ProfileFact.__table__).values(
+        conn.execute(update(schema.ProfileFact.__table__).values(
             revenue_cents=BIGINT_MAX, order_count=2**31 - 1, event_count=2**31 - 1))
     store(engine, site_id, [track("Order Completed", at=T0 + 1, anon="buyer", revenue=999_999_999_999)])
     roll(engine, NOW)
     buyer = _integers_in_range(engine, site_id)["a:buyer"]
     assert (buyer["revenue_cents"], buyer["order_count"], buyer["event_count"]) == (
-        dialects.MONEY_MAX_CENTS, 2**31 - 1, 2**31 - 1)
+        sql.MONEY_MAX_CENTS, 2**31 - 1, 2**31 - 1)
 
 
 # --- a chunk that cannot be folded ---------------------------------------------------------
@@ -247,11 +248,10 @@ def _event_ids(engine, site_id):
 
 
 def test_a_failing_event_is_named_the_events_before_it_fold_and_other_sites_go_on(engine, site, poison, runner):
-    from collector import store as collector_store
-    from collector.cli import main
+    from core.cli import main
 
     site_id = site["site_id"]
-    other = collector_store.create_site(engine, "other", [])["site_id"]
+    other = sites.create_site(engine, "other", [])["site_id"]
     store(engine, site_id, [page(anon="early-1"), page(anon="early-2")])
     store(engine, site_id, [track("Product Viewed", anon="bad", product_id="poison")])
     store(engine, other, [page(anon="elsewhere")])
@@ -268,8 +268,8 @@ def test_a_failing_event_is_named_the_events_before_it_fold_and_other_sites_go_o
     assert members(engine, site_id) == {}  # not judged on facts that miss later events
     assert "a:elsewhere" in members(engine, other)["active"]
     with engine.connect() as conn:
-        run = conn.execute(select(models.RollupRun.status, models.RollupRun.error)
-                           .where(models.RollupRun.id == shop.run_id)).one()
+        run = conn.execute(select(schema.RollupRun.status, schema.RollupRun.error)
+                           .where(schema.RollupRun.id == shop.run_id)).one()
     assert run == ("failed", shop.error)
 
     result = runner.invoke(main, ["rollup", "--now", "2026-01-05T14:00:00Z"])

@@ -1,7 +1,7 @@
 """Profile facts: what each kind of event contributes, sessions, cart, identities, bots."""
 import pytest
 
-from segmenter.rules import DAY, HOUR, MINUTE, SESSION_GAP
+from segmenter.rules.definitions import DAY, HOUR, MINUTE, SESSION_GAP
 from tests.segmenter.helpers import T0, event, facts, identify, page, roll, store, track
 
 LATER = T0 + 30 * DAY

@@ -10,24 +10,24 @@ import json
 import pytest
 from sqlalchemy import select
 
-from collector import store as collector_store
-from collector.cli import main
-from collector.models import Event
-from segmenter import models, privacy
-from segmenter.rollup import run_rollup
-from segmenter.store import configure_site
+from core.cli import main
+from core.schema import Event
+from core import schema, sites
+from segmenter import privacy
+from segmenter.rollup.chunks import run_rollup
+from segmenter.reads.catalog import configure_site
 from tests.collector.helpers import basic
 from tests.segmenter.helpers import T0
 from tests.segmenter.test_privacy import rows_naming
 
 VICTIM, EVIL = "vic@example.com", "evil@example.com"
 NOW = T0 + 3_600_000
-identities = models.Identity.__table__
-facts = models.ProfileFact.__table__
+identities = schema.Identity.__table__
+facts = schema.ProfileFact.__table__
 
 
 def at(ms):
-    from segmenter.api_schemas import iso
+    from segmenter.serving.schemas import iso
 
     return iso(ms)
 
@@ -100,12 +100,12 @@ def turn_on(runner, site, client=None):
 def test_the_cli_makes_keeps_and_rotates_the_secret_and_turns_verification_on(runner, engine, site):
     secret = turn_on(runner, site)
     assert secret.startswith("ids_") and len(secret) > 40
-    found = collector_store.find_site(engine, site_id=site["site_id"])
+    found = sites.find_site(engine, site_id=site["site_id"])
     assert found["identity_secret"] == secret and found["settings"]["identity_verification"] is True
     assert turn_on(runner, site) == secret  # shown again, unchanged
     rotated = runner.invoke(main, ["sites", "identity-secret", "shop", "--rotate"])
     assert rotated.exit_code == 0 and rotated.output.splitlines()[0] not in ("", secret)
-    assert secret not in json.dumps(collector_store.list_sites(engine))  # `sites list` never shows it
+    assert secret not in json.dumps(sites.list_sites(engine))  # `sites list` never shows it
 
 
 def test_with_verification_on_the_takeover_fails(client, engine, site, runner):
@@ -218,4 +218,4 @@ def test_a_link_made_before_verification_is_verified_by_a_later_signed_identify(
 @pytest.mark.parametrize("value", ["true", "false"])
 def test_verification_is_a_site_setting(engine, site, value):
     configure_site(engine, site["site_id"], {"identity_verification": value})
-    assert collector_store.find_site(engine, site_id=site["site_id"])["settings"]["identity_verification"] is (value == "true")
+    assert sites.find_site(engine, site_id=site["site_id"])["settings"]["identity_verification"] is (value == "true")

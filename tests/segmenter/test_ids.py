@@ -4,10 +4,12 @@ import uuid
 import pytest
 from sqlalchemy import MetaData, delete, func, insert, inspect, select, update
 
-from collector.db import make_engine, upgrade
-from collector.models import BadRow, Event
-from segmenter import models, privacy, webhook_http, webhooks
-from segmenter.rules import HOUR
+from core.db import make_engine, upgrade
+from core.schema import BadRow, Event
+from core import schema, sites
+from segmenter import privacy
+from segmenter.webhooks import network, outbox
+from segmenter.rules.definitions import HOUR
 from tests.conftest import BACKEND
 from tests.segmenter.helpers import T0, bearer, event, facts, page, roll, store, track, watermark
 
@@ -47,11 +49,11 @@ def test_a_change_made_after_the_top_changes_were_erased_reaches_the_webhook(cli
     browse(engine, site_id, "first")
     browse(engine, site_id, "leaving")
     roll(engine, NOW)
-    assert webhooks.deliver(engine, NOW, webhook_http.allowed_networks(LOOPBACK)).delivered == 2
+    assert outbox.deliver(engine, NOW, network.allowed_networks(LOOPBACK)).delivered == 2
     privacy.erase_profile(engine, site_id, "leaving", NOW)  # its enter was the newest change: past the cursor
     browse(engine, site_id, "newcomer")
     roll(engine, NOW)
-    assert webhooks.deliver(engine, NOW, webhook_http.allowed_networks(LOOPBACK)).delivered == 1
+    assert outbox.deliver(engine, NOW, network.allowed_networks(LOOPBACK)).delivered == 1
     assert [body["profile_id"] for body in receiver.accepted()] == ["a:first", "a:leaving", "a:newcomer"]
     keys = [body["idempotency_key"] for body in receiver.accepted()]
     assert len(set(keys)) == 3
@@ -70,8 +72,8 @@ def test_a_new_webhook_never_takes_the_id_of_a_deleted_one(client, site, receive
 
 def _rows(site_id, conn):
     """A minimal new row for each table whose ids must never be reused (a delivery of the newest change)."""
-    change = conn.scalar(select(func.max(models.MembershipChange.id)))
-    hook = conn.scalar(select(func.max(models.Webhook.id)))
+    change = conn.scalar(select(func.max(schema.MembershipChange.id)))
+    hook = conn.scalar(select(func.max(schema.Webhook.id)))
     return {
         "events": {**event("page", None, message_id=uuid.uuid4().hex), "site_id": site_id},
         "bad_rows": {"site_id": site_id, "received_at": T0, "reason": {}, "payload": "{}"},
@@ -89,8 +91,8 @@ def _rows(site_id, conn):
 
 
 TABLES = {table.name: table for table in (
-    Event.__table__, BadRow.__table__, models.MembershipChange.__table__, models.RollupRun.__table__,
-    models.Webhook.__table__, models.WebhookDelivery.__table__, models.Erasure.__table__)}
+    Event.__table__, BadRow.__table__, schema.MembershipChange.__table__, schema.RollupRun.__table__,
+    schema.Webhook.__table__, schema.WebhookDelivery.__table__, schema.Erasure.__table__)}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -123,10 +125,9 @@ def test_migrating_an_old_database_keeps_its_rows_and_never_reuses_their_ids(bla
 
 
 def _migrate_and_check(engine):
-    from collector import store as collector_store
 
     upgrade(engine, "0004")  # the schema before ids were kept from reuse
-    site_id = collector_store.create_site(engine, "old", [])["site_id"]
+    site_id = sites.create_site(engine, "old", [])["site_id"]
     old = MetaData()
     old.reflect(engine)  # rows as that schema holds them: later migrations add columns the models know
     events, changes_, deliveries = (old.tables[name] for name in ("events", "membership_changes", "webhook_deliveries"))
@@ -176,7 +177,7 @@ def _migrate_and_check(engine):
 @pytest.mark.skipif(BACKEND != "sqlite", reason="PostgreSQL sequences never go back")
 def test_after_every_migration_each_table_that_asks_for_it_still_autoincrements(engine):
     """A later migration that copies a table in batch mode would silently drop AUTOINCREMENT."""
-    from collector.models import Base
+    from core.schema import Base
 
     wanted = {table.name for table in Base.metadata.sorted_tables if table.kwargs.get("sqlite_autoincrement")}
     with engine.connect() as conn:

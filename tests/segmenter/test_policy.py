@@ -7,12 +7,15 @@ import json
 import pytest
 from sqlalchemy import select
 
-from collector.cli import main
-from segmenter import models, overview, policy, webhook_http, webhooks
-from segmenter.rollup import run_rollup
-from segmenter.rules import HOUR
-from segmenter.schemas import load_settings
-from segmenter.store import configure_site, site_settings
+from core.cli import main
+from core import schema
+from segmenter.reads import overview
+from segmenter import policy
+from segmenter.webhooks import network, outbox
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import HOUR
+from segmenter.rules.settings import load_settings
+from segmenter.reads.catalog import configure_site, site_settings
 from tests.segmenter.helpers import T0, identify, store, track
 
 NOW = T0 + 2 * HOUR
@@ -25,7 +28,7 @@ def bearer(site):
 @pytest.fixture
 def shoppers(engine, site, receiver):
     """`yes` (consents) and `no` (refused) both browse and cart; a webhook wants every change. Not rolled up."""
-    webhooks.create_webhook(engine, site["site_id"], receiver.url)
+    outbox.create_webhook(engine, site["site_id"], receiver.url)
     rows = []
     for person, consent in (("yes", True), ("no", False)):
         rows += [identify(person, anon=f"a-{person}", at=T0, email=f"{person}@example.com", marketing_consent=consent),
@@ -81,8 +84,8 @@ def every_way_out(client, runner, engine, site, segment="browsers"):
 
 def webhook_outcome(engine, receiver, segment="browsers"):
     """(profile ids delivered, {profile id: skip reason}) of the segment's changes."""
-    webhooks.deliver(engine, NOW, webhook_http.allowed_networks("127.0.0.0/8"))  # the receiver is on this host
-    deliveries, changes = models.WebhookDelivery.__table__, models.MembershipChange.__table__
+    outbox.deliver(engine, NOW, network.allowed_networks("127.0.0.0/8"))  # the receiver is on this host
+    deliveries, changes = schema.WebhookDelivery.__table__, schema.MembershipChange.__table__
     with engine.connect() as conn:
         skipped = dict(conn.execute(
             select(changes.c.profile_id, deliveries.c.last_error).join(changes, changes.c.id == deliveries.c.change_id)

@@ -6,12 +6,14 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from collector.cli import main
-from collector.models import BadRow, Base, Event
-from segmenter import models, privacy, webhook_http, webhooks
-from segmenter.rollup import run_rollup
-from segmenter.rules import DAY, HOUR
-from segmenter.store import configure_site
+from core.cli import main
+from core.schema import BadRow, Base, Event
+from core import schema
+from segmenter import privacy
+from segmenter.webhooks import network, outbox
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import DAY, HOUR
+from segmenter.reads.catalog import configure_site
 from tests.receiver import Receiver
 from tests.segmenter.helpers import T0, bearer, identify, page, store, track
 
@@ -65,12 +67,12 @@ def test_erasure_leaves_no_row_anywhere(app, client, engine, site):
     receiver = Receiver()  # never started: deliveries stay pending
     client.post("/api/v1/webhooks", json={"url": receiver.url}, headers=bearer(site["api_key"]))
     ann_and_bob(engine, site["site_id"])
-    webhooks.deliver(engine, NOW)
+    outbox.deliver(engine, NOW)
     client.post("/v1/batch", json={"batch": [{"type": "track", "anonymousId": "ann-phone"}]},
                 headers={"Authorization": "Basic " + __import__("base64").b64encode(f"{site['write_key']}:".encode()).decode()})
     before = rows_naming(engine, ANN_IDS)
     assert {"events", "identities", "profile_facts", "memberships", "membership_changes", "bad_rows"} <= set(before)
-    pending_before = count(engine, models.WebhookDelivery.__table__)
+    pending_before = count(engine, schema.WebhookDelivery.__table__)
 
     response = client.delete("/api/v1/profiles/ann-phone", headers=bearer(site["api_key"]))
     assert response.status_code == 200, response.json
@@ -80,7 +82,7 @@ def test_erasure_leaves_no_row_anywhere(app, client, engine, site):
     assert erased["webhook_deliveries"] >= 2
 
     assert rows_naming(engine, ANN_IDS) == {}  # table by table: nothing mentions Ann any more
-    assert count(engine, models.WebhookDelivery.__table__) == pending_before - erased["webhook_deliveries"]
+    assert count(engine, schema.WebhookDelivery.__table__) == pending_before - erased["webhook_deliveries"]
     assert rows_naming(engine, ("bob",))["profile_facts"]  # Bob is untouched
     [audit] = rows_naming(engine, ("webhook_deliveries",))["erasures"]
     assert audit["counts"] == erased
@@ -92,7 +94,7 @@ def test_later_events_start_a_new_empty_profile(engine, site):
     privacy.erase_profile(engine, site["site_id"], "ann@example.com", NOW)
     store(engine, site["site_id"], [track("Product Viewed", at=NOW + 1000, anon="ann-laptop", product_id="p9")])
     run_rollup(engine, now=NOW + 2000, site_id=site["site_id"])
-    facts = models.ProfileFact.__table__
+    facts = schema.ProfileFact.__table__
     with engine.connect() as conn:
         row = conn.execute(select(facts).where(facts.c.profile_id == "a:ann-laptop")).mappings().one()
         assert conn.scalar(select(func.count()).select_from(facts).where(facts.c.profile_id == "u:ann@example.com")) == 0
@@ -201,7 +203,7 @@ def test_consent_required_keeps_members_countable_but_out_of_exports_and_webhook
         assert [m["profile_id"] for m in listed] == ["u:yes"]
         exported = client.get("/api/v1/segments/browsers/members.ndjson", headers=bearer(site["api_key"])).get_data(as_text=True)
         assert "u:yes" in exported and "u:no" not in exported
-        result = webhooks.deliver(engine, NOW, webhook_http.allowed_networks("127.0.0.0/8"))
+        result = outbox.deliver(engine, NOW, network.allowed_networks("127.0.0.0/8"))
         assert (result.delivered, result.skipped) == (1, 1)
         assert [body["profile_id"] for body in receiver.accepted()] == ["u:yes"]
     finally:

@@ -7,14 +7,14 @@ import subprocess
 import pytest
 from sqlalchemy import func, select
 
-from collector import store as collector_store
-from collector.models import Event
-from segmenter.rollup import run_rollup
-from segmenter.store import recent_runs
+from core.schema import Event
+from segmenter.rollup.chunks import run_rollup
+from segmenter.reads.catalog import recent_runs
 from tests.live import wait_for
 from tests.segmenter.helpers import (
     T0, change_log, cohortly, facts, members, shop_traffic, store, watermark,
 )
+from core import sites
 
 NOW = "2026-01-12T12:00:00Z"
 NOW_MS = T0 + 7 * 24 * 3600 * 1000
@@ -25,8 +25,8 @@ CHUNK = "20"
 @pytest.fixture
 def two_sites(engine):
     """The same traffic stored for site "live" (rolled up by processes) and "reference"."""
-    live = collector_store.create_site(engine, "live", [])["site_id"]
-    reference = collector_store.create_site(engine, "reference", [])["site_id"]
+    live = sites.create_site(engine, "live", [])["site_id"]
+    reference = sites.create_site(engine, "reference", [])["site_id"]
     traffic = shop_traffic(EVENTS)
     store(engine, live, traffic)
     store(engine, reference, traffic)

@@ -3,19 +3,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from collector import store as collector_store
-from collector.models import Event
-from segmenter import models
-from segmenter.rollup import run_rollup
-from segmenter.rules import DAY, MINUTE
+from core.schema import Event
+from core import schema, sites
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import DAY, MINUTE
 from tests.segmenter.helpers import T0, event, facts, members, store
 
 NOW = T0 + 8 * DAY
 ANONS = ["a1", "a2", "a3"]
 USERS = ["u1", "u2"]
 PRODUCTS = {"p1": ("c1", 10.0), "p2": ("c2", 2.5), "p3": ("c1", 99.99)}
-SIDE_TABLES = (models.ProfileSession, models.ProfileView, models.CartLine, models.Identity)
-RESET = (models.MembershipChange, models.Membership, models.RollupRun, models.RollupState, models.ProfileFact,
+SIDE_TABLES = (schema.ProfileSession, schema.ProfileView, schema.CartLine, schema.Identity)
+RESET = (schema.MembershipChange, schema.Membership, schema.RollupRun, schema.RollupState, schema.ProfileFact,
          *SIDE_TABLES, Event)
 
 # Times on a 7-minute grid: ties, gaps under and over 30 minutes, some beyond the 7-day windows.
@@ -81,9 +80,9 @@ def test_any_order_and_any_split_give_the_same_facts_and_memberships(engine, row
     with engine.begin() as conn:
         for model in RESET:
             conn.execute(delete(model.__table__))
-        conn.execute(delete(collector_store.sites))
-    one = collector_store.create_site(engine, "one", [])["site_id"]
-    split = collector_store.create_site(engine, "split", [])["site_id"]
+        conn.execute(delete(sites.sites))
+    one = sites.create_site(engine, "one", [])["site_id"]
+    split = sites.create_site(engine, "split", [])["site_id"]
     rows = _numbered(rows)
 
     store(engine, one, rows)

@@ -5,12 +5,12 @@ import threading
 import pytest
 from sqlalchemy import insert, select, text, update
 
-from collector import dialects
-from collector import store as collector_store
-from collector.models import Event
-from segmenter import models, store
-from segmenter.rollup import RunSummary, WatermarkMoved, _fold_next_chunk, run_rollup
-from segmenter.rules import DAY, HOUR, MINUTE
+from core import locks, sites
+from core.schema import Event
+from core import schema
+from segmenter.reads import catalog
+from segmenter.rollup.chunks import RunSummary, WatermarkMoved, _fold_next_chunk, run_rollup
+from segmenter.rules.definitions import DAY, HOUR, MINUTE
 from tests.live import wait_for
 from tests.segmenter.helpers import T0, changes, identify, members, page, roll, store as store_events, track
 
@@ -116,7 +116,7 @@ def test_a_merged_anonymous_profile_leaves_and_the_user_enters(engine, site_id):
     assert moves == [("active", "a:anon-1", "exit", "merged into u:alice"),
                      ("active", "u:alice", "enter", "seen in the last 7d")]
     assert (summary.exits, summary.enters) == (1, 1)
-    member = store.segment_members(engine, site_id, "active")
+    member = catalog.segment_members(engine, site_id, "active")
     assert [(m["profile_id"], m["user_id"], m["email"]) for m in member] == [("u:alice", "alice", "a@example.com")]
 
 
@@ -126,7 +126,7 @@ def test_the_run_records_what_it_did(engine, site_id):
     made = changes(engine, site_id)
     assert (summary.first_change_id, summary.last_change_id) == (made[0]["id"], made[-1]["id"])
     assert {c["run_id"] for c in made} == {summary.run_id}
-    run = store.recent_runs(engine, site_id)[0]
+    run = catalog.recent_runs(engine, site_id)[0]
     assert (run["status"], run["events_folded"], run["enters"], run["watermark_to"], run["now"]) == (
         "done", 3, 3, summary.watermark_to, T0)
     assert run["segments"]["active"] == {"members": 3, "too_small": True, "enters": 3, "exits": 0}
@@ -134,16 +134,16 @@ def test_the_run_records_what_it_did(engine, site_id):
 
 def test_a_run_left_running_is_marked_interrupted(engine, site_id):
     with engine.begin() as conn:
-        conn.execute(insert(models.RollupRun.__table__).values(
+        conn.execute(insert(schema.RollupRun.__table__).values(
             site_id=site_id, status="running", started_at=T0, watermark_from=0, watermark_to=0, events_folded=0,
             events_read=0, profiles_evaluated=0, enters=0, exits=0))
     roll(engine, T0)
-    assert [run["status"] for run in store.recent_runs(engine, site_id)] == ["done", "interrupted"]
+    assert [run["status"] for run in catalog.recent_runs(engine, site_id)] == ["done", "interrupted"]
 
 
 def test_a_second_rollup_of_a_locked_site_is_skipped(engine, site_id):
     store_events(engine, site_id, [page(at=T0)])
-    with dialects.rollup_lock(engine, site_id) as held:
+    with locks.rollup_lock(engine, site_id) as held:
         assert held
         assert run_rollup(engine, now=T0)[0].status == "busy"
     assert roll(engine, T0).events_folded == 1
@@ -153,17 +153,17 @@ def test_a_chunk_never_folds_past_a_moved_watermark(engine, site_id):
     store_events(engine, site_id, [page(at=T0)])
     stale = RunSummary(site_id, "shop", "running", run_id=None, watermark_to=0)
     with engine.begin() as conn:
-        conn.execute(insert(models.RollupState.__table__).values(site_id=site_id, watermark=1))
+        conn.execute(insert(schema.RollupState.__table__).values(site_id=site_id, watermark=1))
     with pytest.raises(WatermarkMoved):
         _fold_next_chunk(engine, stale, ceiling=1, chunk_size=10, now=T0)
-    assert store.profile(engine, site_id, "a:anon-1") is None
+    assert catalog.profile(engine, site_id, "a:anon-1") is None
 
 
 def test_changing_a_setting_rejudges_everyone(engine, site_id):
     store_events(engine, site_id, [track("Product Added", at=T0, product_id="a", price=5)])
     roll(engine, T0 + 90 * MINUTE)
     assert "a:anon-1" in members(engine, site_id)["cart_abandoners"]
-    store.configure_site(engine, site_id, {"cart_abandon_after": "2h"})
+    catalog.configure_site(engine, site_id, {"cart_abandon_after": "2h"})
     summary = roll(engine, T0 + 90 * MINUTE)
     assert summary.profiles_evaluated == 1
     assert changes(engine, site_id)[-1]["reason"] == "cart add less than 2h ago"
@@ -182,20 +182,20 @@ def test_a_member_carries_the_current_context(engine, site_id):
 
 
 def test_small_segments_are_flagged(engine, site_id):
-    store.configure_site(engine, site_id, {"min_segment_size": "2"})
+    catalog.configure_site(engine, site_id, {"min_segment_size": "2"})
     store_events(engine, site_id, [page(at=T0, anon="a"), page(at=T0, anon="b"), track("Order Completed", at=T0, anon="b")])
     summary = roll(engine, T0)
     assert (summary.segments["active"]["too_small"], summary.segments["new_buyers"]["too_small"]) == (False, True)
-    listed = {s["name"]: (s["members"], s["too_small"]) for s in store.list_segments(engine, site_id)}
+    listed = {s["name"]: (s["members"], s["too_small"]) for s in catalog.list_segments(engine, site_id)}
     assert (listed["active"], listed["new_buyers"]) == ((2, False), (1, True))
 
 
 def test_a_failing_run_is_recorded_with_its_error(engine, site_id):
     with engine.begin() as conn:  # settings written behind the schema's back
-        conn.execute(update(collector_store.sites).values(settings={"cart_abandon_after": "soon"}))
+        conn.execute(update(sites.sites).values(settings={"cart_abandon_after": "soon"}))
     summary = run_rollup(engine, now=T0)[0]
     assert summary.status == "failed" and "cart_abandon_after" in summary.error
-    assert store.recent_runs(engine, site_id)[0]["status"] == "failed"
+    assert catalog.recent_runs(engine, site_id)[0]["status"] == "failed"
 
 
 def test_profile_lookup_follows_links(engine, site_id):
@@ -203,13 +203,13 @@ def test_profile_lookup_follows_links(engine, site_id):
                                    track("Product Viewed", at=T0 + 2, anon="dev-2", user="zoe", product_id="p")])
     roll(engine, T0)
     for any_id in ("zoe", "u:zoe", "dev-1", "a:dev-1"):
-        found = store.profile(engine, site_id, any_id)
+        found = catalog.profile(engine, site_id, any_id)
         assert (found["profile_id"], found["anonymous_ids"]) == ("u:zoe", ["dev-1", "dev-2"]), any_id
     assert [v["product_id"] for v in found["recent_views"]] == ["p"]
     assert [s["segment"] for s in found["segments"]] == ["active"]
-    assert store.profile(engine, site_id, "nobody") is None
+    assert catalog.profile(engine, site_id, "nobody") is None
     with engine.connect() as conn:
-        assert conn.scalar(select(models.Identity.user_id).where(models.Identity.anonymous_id == "dev-2")) == "zoe"
+        assert conn.scalar(select(schema.Identity.user_id).where(schema.Identity.anonymous_id == "dev-2")) == "zoe"
 
 
 @pytest.mark.skipif(os.environ.get("COHORTLY_TEST_DB") != "postgresql", reason="SQLite has one writer at a time")
@@ -236,7 +236,7 @@ def test_an_insert_still_in_flight_is_waited_for_not_skipped(engine, site_id):
 
 
 def test_sqlite_chunks_adapt_to_hold_the_write_lock_briefly():
-    from segmenter.rollup import CHUNK_SECONDS, FIRST_SQLITE_CHUNK, ChunkSizer
+    from segmenter.rollup.chunks import CHUNK_SECONDS, FIRST_SQLITE_CHUNK, ChunkSizer
 
     sizes = ChunkSizer(50_000, "sqlite")
     assert sizes.next() == FIRST_SQLITE_CHUNK
@@ -253,14 +253,14 @@ def test_sqlite_chunks_adapt_to_hold_the_write_lock_briefly():
 
 
 def test_judging_in_small_batches_gives_the_same_result(engine, site, monkeypatch):
-    from segmenter import rollup
+    from segmenter.rollup import chunks
 
-    batched = collector_store.create_site(engine, "batched", [])["site_id"]
+    batched = sites.create_site(engine, "batched", [])["site_id"]
     traffic = [page(at=T0 + n, anon=f"v{n}") for n in range(7)] + [track("Order Completed", at=T0, anon="v3")]
     store_events(engine, site["site_id"], traffic)
     store_events(engine, batched, traffic)
     run_rollup(engine, now=T0, site_id=site["site_id"])
-    monkeypatch.setattr(rollup, "JUDGE_BATCH", {"sqlite": 2, "postgresql": 2})
+    monkeypatch.setattr(chunks, "JUDGE_BATCH", {"sqlite": 2, "postgresql": 2})
     summary = run_rollup(engine, now=T0, site_id=batched)[0]
     assert (summary.profiles_evaluated, summary.enters) == (7, 8)
     assert summary.segments["active"] == {"members": 7, "too_small": True, "enters": 7, "exits": 0}
@@ -268,12 +268,12 @@ def test_judging_in_small_batches_gives_the_same_result(engine, site, monkeypatc
 
 
 def test_only_settings_the_rules_use_rejudge_everyone(engine, site_id):
-    from segmenter.rules import BUILT_IN, settings_used
+    from segmenter.rules.definitions import BUILT_IN, settings_used
 
     assert "cart_abandon_after" in settings_used(BUILT_IN) and "min_segment_size" not in settings_used(BUILT_IN)
     store_events(engine, site_id, [page(at=T0, anon=f"v{n}") for n in range(3)])
     roll(engine, T0)
-    store.configure_site(engine, site_id, {"min_segment_size": "2"})
+    catalog.configure_site(engine, site_id, {"min_segment_size": "2"})
     assert roll(engine, T0).profiles_evaluated == 0
-    store.configure_site(engine, site_id, {"active_window": "1d"})
+    catalog.configure_site(engine, site_id, {"active_window": "1d"})
     assert roll(engine, T0).profiles_evaluated == 3

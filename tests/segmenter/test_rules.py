@@ -2,10 +2,10 @@
 import pytest
 from sqlalchemy import insert, select
 
-from segmenter import models
-from segmenter.evaluate import LEFT_OUT, MEMBER, NOT_MEMBER, evaluate_rule, next_check_at
-from segmenter.queries import RuleCompiler
-from segmenter.rules import BUILT_IN, DAY, HOUR, MINUTE, RULES_BY_NAME, default_settings
+from core import schema
+from segmenter.rules.meaning import LEFT_OUT, MEMBER, NOT_MEMBER, evaluate_rule, next_check_at
+from segmenter.rules.sql import RuleCompiler
+from segmenter.rules.definitions import BUILT_IN, DAY, HOUR, MINUTE, RULES_BY_NAME, default_settings
 
 NOW = 1_800_000_000_000
 S = default_settings()
@@ -98,15 +98,15 @@ def _insert_case(conn, site_id, profile_id, facts):
            "product_views": 0, "cart_items": 0, "cart_value_cents": 0, "order_count": 0, "revenue_cents": 0,
            "email_opens": 0, "email_clicks": 0, "next_check_at": 0}
     row.update({k: v for k, v in facts.items() if k != "product_view_times"})
-    conn.execute(insert(models.ProfileFact.__table__).values(row))
+    conn.execute(insert(schema.ProfileFact.__table__).values(row))
     for n, at in enumerate(facts.get("product_view_times", [])):
-        conn.execute(insert(models.ProfileView.__table__).values(
+        conn.execute(insert(schema.ProfileView.__table__).values(
             site_id=site_id, profile_id=profile_id, message_id=f"{profile_id}-{n}", at=at))
 
 
 def test_sql_twin_agrees_on_every_case(engine, site):
     """One SELECT per rule over all cases: member, reason, enter/exit time, next check."""
-    facts_table = models.ProfileFact.__table__
+    facts_table = schema.ProfileFact.__table__
     with engine.begin() as conn:
         for n, (_segment, _case, facts, _status, _at) in enumerate(CASES):
             _insert_case(conn, site["site_id"], f"p{n:03d}", facts)

@@ -6,15 +6,17 @@ import ipaddress
 import pytest
 from sqlalchemy import func, select
 
-from segmenter import members, models, webhook_http, webhooks
-from segmenter.rollup import run_rollup
-from segmenter.rules import HOUR
+from segmenter.reads import members
+from core import schema, sites
+from segmenter.webhooks import network, outbox
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import HOUR
 from tests.receiver import Receiver
 from tests.segmenter.helpers import T0, bearer, store, track
 
 NOW = T0 + 2 * HOUR
 LOOPBACK = "127.0.0.0/8"
-deliver_allowing_loopback = functools.partial(webhooks.deliver, allowed=webhook_http.allowed_networks(LOOPBACK))
+deliver_allowing_loopback = functools.partial(outbox.deliver, allowed=network.allowed_networks(LOOPBACK))
 
 
 def browse(engine, site_id, anon):
@@ -40,24 +42,24 @@ PUBLIC = ["93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1
 
 @pytest.mark.parametrize("address", REFUSED)
 def test_non_public_addresses_are_refused(address):
-    assert webhook_http.is_refused(address)
+    assert network.is_refused(address)
 
 
 @pytest.mark.parametrize("address", PUBLIC)
 def test_public_addresses_are_not(address):
-    assert not webhook_http.is_refused(address)
+    assert not network.is_refused(address)
 
 
 def test_an_allowed_network_opens_that_network_only():
-    allowed = webhook_http.allowed_networks("127.0.0.0/8, ::1")
+    allowed = network.allowed_networks("127.0.0.0/8, ::1")
     assert allowed == (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-    assert not webhook_http.is_refused("127.0.0.1", allowed)
-    assert not webhook_http.is_refused("::ffff:127.0.0.1", allowed)
-    assert not webhook_http.is_refused("::1", allowed)
-    assert webhook_http.is_refused("10.0.0.1", allowed)
-    assert webhook_http.is_refused("169.254.169.254", allowed)
+    assert not network.is_refused("127.0.0.1", allowed)
+    assert not network.is_refused("::ffff:127.0.0.1", allowed)
+    assert not network.is_refused("::1", allowed)
+    assert network.is_refused("10.0.0.1", allowed)
+    assert network.is_refused("169.254.169.254", allowed)
     with pytest.raises(ValueError, match="WEBHOOK_ALLOW_NETWORKS"):
-        webhook_http.allowed_networks("127.0.0.0/33")
+        network.allowed_networks("127.0.0.0/33")
 
 
 @pytest.mark.parametrize("url", [
@@ -72,7 +74,7 @@ def test_registration_refuses_the_instances_own_network(client, engine, site, ur
     assert response.json["error"]["code"] == "invalid_request"
     [why] = response.json["error"]["fields"]["url"]
     assert "WEBHOOK_ALLOW_NETWORKS" in why or why == "Not a valid URL."  # some spellings are not URLs at all
-    assert stored(engine, models.Webhook) == 0
+    assert stored(engine, schema.Webhook) == 0
 
 
 def test_the_allow_setting_lets_a_local_receiver_register(app, client, engine, site, receiver):
@@ -81,19 +83,19 @@ def test_the_allow_setting_lets_a_local_receiver_register(app, client, engine, s
     assert response.status_code == 201
     refused = client.post("/api/v1/webhooks", json={"url": "http://169.254.169.254/"}, headers=bearer(site["api_key"]))
     assert refused.status_code == 422
-    assert stored(engine, models.Webhook) == 1
+    assert stored(engine, schema.Webhook) == 1
 
 
 def test_delivery_checks_the_address_again_after_its_own_lookup(engine, site, receiver):
     # Registered while loopback was allowed, by name; delivered without the allowance: refused at connect
     # time, after DNS, and the receiver never sees a byte.
-    hook = webhooks.create_webhook(engine, site["site_id"], f"http://localhost:{receiver.port}/hook")
+    hook = outbox.create_webhook(engine, site["site_id"], f"http://localhost:{receiver.port}/hook")
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
-    result = webhooks.deliver(engine, NOW)
+    result = outbox.deliver(engine, NOW)
     assert (result.delivered, result.failed) == (0, 1)
     assert receiver.received == []
-    [first, *_] = webhooks.delivery_log(engine, site["site_id"], hook["id"])[::-1]
+    [first, *_] = outbox.delivery_log(engine, site["site_id"], hook["id"])[::-1]
     assert (first["status"], first["last_error"], first["last_status"]) == ("pending", "refused_destination", None)
     assert deliver_allowing_loopback(engine, NOW + HOUR).delivered == 2
     assert receiver.received[0]["headers"]["Host"] == f"localhost:{receiver.port}"  # the name, not the address
@@ -103,36 +105,36 @@ def test_a_redirect_is_a_failed_delivery_never_followed(engine, site, receiver):
     target = Receiver()
     target.start()
     try:
-        hook = webhooks.create_webhook(engine, site["site_id"], receiver.url, segments=["browsers"])
+        hook = outbox.create_webhook(engine, site["site_id"], receiver.url, segments=["browsers"])
         receiver.statuses = [302]
         receiver.location = target.url
         browse(engine, site["site_id"], "anon-1")
         run_rollup(engine, now=NOW)
         assert deliver_allowing_loopback(engine, NOW).failed == 1
         assert target.received == []  # no GET (nor POST) to where it pointed
-        [item] = webhooks.delivery_log(engine, site["site_id"], hook["id"])
+        [item] = outbox.delivery_log(engine, site["site_id"], hook["id"])
         assert (item["status"], item["last_status"], item["last_error"]) == ("pending", 302, "http_302")
     finally:
         target.stop()
 
 
 def test_a_tls_failure_is_a_class_not_a_message(engine, site, receiver):
-    hook = webhooks.create_webhook(engine, site["site_id"], f"https://127.0.0.1:{receiver.port}/hook",
+    hook = outbox.create_webhook(engine, site["site_id"], f"https://127.0.0.1:{receiver.port}/hook",
                                    segments=["browsers"])  # the receiver speaks plain HTTP
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
     assert deliver_allowing_loopback(engine, NOW).failed == 1
-    [item] = webhooks.delivery_log(engine, site["site_id"], hook["id"])
+    [item] = outbox.delivery_log(engine, site["site_id"], hook["id"])
     assert item["last_error"] == "tls_error"
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/closed", "http://127.0.0.1:1/closed"])
 def test_a_closed_port_reads_the_same_as_any_refusal(engine, site, url):
-    hook = webhooks.create_webhook(engine, site["site_id"], url, segments=["browsers"])
+    hook = outbox.create_webhook(engine, site["site_id"], url, segments=["browsers"])
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
     deliver_allowing_loopback(engine, NOW)
-    [item] = webhooks.delivery_log(engine, site["site_id"], hook["id"])
+    [item] = outbox.delivery_log(engine, site["site_id"], hook["id"])
     assert item["last_error"] == "connection_refused"
 
 
@@ -155,20 +157,20 @@ def test_bad_registration_bodies_are_4xx_and_store_nothing(client, engine, site,
                            headers=bearer(site["api_key"]))
     assert response.status_code == 422, response.json
     assert response.json["error"]["code"] == "invalid_request"
-    assert stored(engine, models.Webhook) == 0
+    assert stored(engine, schema.Webhook) == 0
 
 
 def test_a_deep_resync_body_is_4xx_and_changes_nothing(client, engine, site, receiver):
-    hook = webhooks.create_webhook(engine, site["site_id"], receiver.url)
+    hook = outbox.create_webhook(engine, site["site_id"], receiver.url)
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
     deliver_allowing_loopback(engine, NOW)
-    before = webhooks.delivery_log(engine, site["site_id"], hook["id"])
+    before = outbox.delivery_log(engine, site["site_id"], hook["id"])
     assert {item["status"] for item in before} == {"delivered"}
     response = client.post(f"/api/v1/webhooks/{hook['id']}/resync", data=DEEP, content_type="application/json",
                            headers=bearer(site["api_key"]))
     assert response.status_code == 422
-    assert webhooks.delivery_log(engine, site["site_id"], hook["id"]) == before
+    assert outbox.delivery_log(engine, site["site_id"], hook["id"]) == before
 
 
 def test_a_members_cursor_holding_a_nul_is_refused(client, site):
@@ -180,12 +182,11 @@ def test_a_members_cursor_holding_a_nul_is_refused(client, site):
 
 
 def test_the_upgrade_keeps_only_a_class_of_old_errors(blank_database_url):
-    from collector import store as collector_store
-    from collector.db import make_engine, upgrade
+    from core.db import make_engine, upgrade
 
     engine = make_engine(blank_database_url)
     upgrade(engine, "0004")
-    site = collector_store.create_site(engine, "shop", [])
+    site = sites.create_site(engine, "shop", [])
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO webhooks (id, site_id, url, changes, secret, cursor, created_at) "

@@ -8,17 +8,17 @@ from collections import Counter
 import pytest
 from sqlalchemy import select, update
 
-from collector import store as collector_store
-from collector.db import make_engine
-from segmenter import models, webhook_http, webhooks
-from segmenter.rollup import run_rollup
-from segmenter.rules import HOUR
+from core.db import make_engine
+from core import schema, sites
+from segmenter.webhooks import network, outbox
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import HOUR
 from tests.receiver import Trickler
 from tests.segmenter.helpers import PASS_SLACK, T0, store, track
 
 NOW = T0 + 2 * HOUR
-ALLOWED = webhook_http.allowed_networks("127.0.0.0/8")  # the receivers run on this host
-deliver = functools.partial(webhooks.deliver, allowed=ALLOWED)
+ALLOWED = network.allowed_networks("127.0.0.0/8")  # the receivers run on this host
+deliver = functools.partial(outbox.deliver, allowed=ALLOWED)
 
 
 @pytest.fixture
@@ -38,15 +38,15 @@ def browse(engine, site_id, anon):
 def hook_deliveries(engine, hook_id):
     with engine.connect() as conn:
         return [dict(row) for row in conn.execute(
-            select(webhooks.deliveries).where(webhooks.deliveries.c.webhook_id == hook_id)
-            .order_by(webhooks.deliveries.c.change_id)).mappings()]
+            select(outbox.deliveries).where(outbox.deliveries.c.webhook_id == hook_id)
+            .order_by(outbox.deliveries.c.change_id)).mappings()]
 
 
 def test_a_trickling_receiver_gets_a_bounded_share_and_the_other_sites_are_served(engine, trickler, receiver):
-    slow_site = collector_store.create_site(engine, "slow", [])
-    other_site = collector_store.create_site(engine, "other", [])
-    slow = [webhooks.create_webhook(engine, slow_site["site_id"], trickler.url) for _ in range(2)]
-    fast = webhooks.create_webhook(engine, other_site["site_id"], receiver.url)
+    slow_site = sites.create_site(engine, "slow", [])
+    other_site = sites.create_site(engine, "other", [])
+    slow = [outbox.create_webhook(engine, slow_site["site_id"], trickler.url) for _ in range(2)]
+    fast = outbox.create_webhook(engine, other_site["site_id"], receiver.url)
     for site in (slow_site, other_site):
         browse(engine, site["site_id"], "anon-1")
         browse(engine, site["site_id"], "anon-2")
@@ -75,9 +75,9 @@ def test_a_trickling_receiver_gets_a_bounded_share_and_the_other_sites_are_serve
 
 
 def test_two_passes_at_once_send_each_change_exactly_once(database_url, engine, receiver):
-    site = collector_store.create_site(engine, "shop", [])
+    site = sites.create_site(engine, "shop", [])
     for _ in range(3):
-        webhooks.create_webhook(engine, site["site_id"], receiver.url)
+        outbox.create_webhook(engine, site["site_id"], receiver.url)
     for i in range(6):
         browse(engine, site["site_id"], f"anon-{i}")
     run_rollup(engine, now=NOW)
@@ -105,19 +105,19 @@ def test_two_passes_at_once_send_each_change_exactly_once(database_url, engine, 
     deliver(engine, NOW)  # whatever a pass left for later
     sent = Counter(item["headers"]["Idempotency-Key"] for item in receiver.received)
     with engine.connect() as conn:
-        queued = conn.execute(select(webhooks.deliveries.c.webhook_id, webhooks.deliveries.c.change_id)).all()
+        queued = conn.execute(select(outbox.deliveries.c.webhook_id, outbox.deliveries.c.change_id)).all()
     assert len(queued) == 3 * 12  # 6 browsers + 6 active, for each of the 3 webhooks
-    assert sent == Counter({webhooks.idempotency_key(hook, change): 1 for hook, change in queued})
+    assert sent == Counter({outbox.idempotency_key(hook, change): 1 for hook, change in queued})
     assert {item["headers"]["X-Cohortly-Attempt"] for item in receiver.received} == {"1"}
     assert sum(result.delivered for result in results) <= len(queued)
 
 
 def test_a_webhook_leased_by_another_pass_waits_until_the_lease_ends(engine, receiver):
-    site = collector_store.create_site(engine, "shop", [])
-    hook = webhooks.create_webhook(engine, site["site_id"], receiver.url)
+    site = sites.create_site(engine, "shop", [])
+    hook = outbox.create_webhook(engine, site["site_id"], receiver.url)
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
-    table = models.Webhook.__table__
+    table = schema.Webhook.__table__
     wall = int(time.time() * 1000)
     with engine.begin() as conn:
         conn.execute(update(table).values(claimed_by="another", claimed_until=wall + 60_000))
@@ -132,12 +132,12 @@ def test_a_webhook_leased_by_another_pass_waits_until_the_lease_ends(engine, rec
 
 def test_cohortly_rollup_is_held_by_a_trickling_receiver_only_boundedly(
         engine, runner, monkeypatch, trickler, receiver):
-    from collector.cli import main
+    from core.cli import main
 
     monkeypatch.setenv("COHORTLY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
-    site = collector_store.create_site(engine, "shop", [])
-    webhooks.create_webhook(engine, site["site_id"], trickler.url)
-    webhooks.create_webhook(engine, site["site_id"], receiver.url)
+    site = sites.create_site(engine, "shop", [])
+    outbox.create_webhook(engine, site["site_id"], trickler.url)
+    outbox.create_webhook(engine, site["site_id"], receiver.url)
     browse(engine, site["site_id"], "anon-1")
 
     started = time.monotonic()
@@ -145,14 +145,14 @@ def test_cohortly_rollup_is_held_by_a_trickling_receiver_only_boundedly(
     took = time.monotonic() - started
 
     assert result.exit_code == 0, result.output
-    assert took < webhooks.PASS_BUDGET_SECONDS + PASS_SLACK
+    assert took < outbox.PASS_BUDGET_SECONDS + PASS_SLACK
     assert "2 enters" in result.output  # the rollup's own report
     assert "webhooks: 2 delivered, 1 failed" in result.output
     assert len(receiver.accepted()) == 2 and len(trickler.requests) == 1
 
 
 def test_a_bad_allow_setting_is_one_clear_line(engine, runner, monkeypatch):
-    from collector.cli import main
+    from core.cli import main
 
     monkeypatch.setenv("COHORTLY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/33")
     result = runner.invoke(main, ["rollup"])
@@ -164,8 +164,8 @@ def test_the_docs_state_the_bounds_the_code_keeps():
     from pathlib import Path
 
     text = " ".join((Path(__file__).parents[2] / "docs" / "webhooks.md").read_text().split())
-    assert f"over within {webhooks.DELIVERY_SECONDS} s of wall-clock time" in text
-    assert f"returns within {webhooks.PASS_BUDGET_SECONDS} s" in text
-    assert f"never below {webhooks.MIN_DELIVERY_SECONDS} s" in text
-    assert f"its budget plus {webhooks.LEASE_SLACK_SECONDS} s" in text
+    assert f"over within {outbox.DELIVERY_SECONDS} s of wall-clock time" in text
+    assert f"returns within {outbox.PASS_BUDGET_SECONDS} s" in text
+    assert f"never below {outbox.MIN_DELIVERY_SECONDS} s" in text
+    assert f"its budget plus {outbox.LEASE_SLACK_SECONDS} s" in text
     assert "COHORTLY_WEBHOOK_ALLOW_NETWORKS" in text

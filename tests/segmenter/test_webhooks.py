@@ -5,16 +5,16 @@ import time
 
 import pytest
 
-from collector import store as collector_store
-from segmenter import webhook_http, webhooks
-from segmenter.rollup import run_rollup
-from segmenter.rules import DAY, HOUR
+from segmenter.webhooks import network, outbox
+from segmenter.rollup.chunks import run_rollup
+from segmenter.rules.definitions import DAY, HOUR
 from tests.receiver import HOLD_SECONDS
 from tests.segmenter.helpers import T0, bearer, store, track
+from core import sites
 
 NOW = T0 + 2 * HOUR
 LOOPBACK = "127.0.0.0/8"  # the receivers run on this host: allowed explicitly, as an operator would
-deliver = functools.partial(webhooks.deliver, allowed=webhook_http.allowed_networks(LOOPBACK))
+deliver = functools.partial(outbox.deliver, allowed=network.allowed_networks(LOOPBACK))
 
 
 @pytest.fixture
@@ -48,10 +48,10 @@ def test_changes_arrive_signed_with_what_a_message_needs(client, engine, site, r
     assert body["context"]["last_product"]["name"] == "Hat"
     assert body["idempotency_key"] == item["headers"]["Idempotency-Key"] == f"{hook['id']}-{body['change_id']}"
     signature = item["headers"]["X-Cohortly-Signature"]
-    assert webhooks.verify(hook["secret"], signature, item["body"], NOW // 1000)
-    assert not webhooks.verify("whsec_wrong", signature, item["body"], NOW // 1000)
-    assert not webhooks.verify(hook["secret"], signature, item["body"] + b" ", NOW // 1000)
-    assert not webhooks.verify(hook["secret"], signature, item["body"], NOW // 1000 + 3600)  # too old
+    assert outbox.verify(hook["secret"], signature, item["body"], NOW // 1000)
+    assert not outbox.verify("whsec_wrong", signature, item["body"], NOW // 1000)
+    assert not outbox.verify(hook["secret"], signature, item["body"] + b" ", NOW // 1000)
+    assert not outbox.verify(hook["secret"], signature, item["body"], NOW // 1000 + 3600)  # too old
     assert deliver(engine, NOW).delivered == 0  # nothing twice
 
 
@@ -134,7 +134,7 @@ def test_a_slow_receiver_cannot_hold_a_pass_past_its_budget(client, engine, site
     receiver.delay.set()
     # The 1 s budget is the whole pass's, the answer's wait included: the pass ends before even one delivery's
     # own deadline would have (the rest is its database work, seconds on a busy machine).
-    assert took < webhooks.DELIVERY_SECONDS < HOLD_SECONDS
+    assert took < outbox.DELIVERY_SECONDS < HOLD_SECONDS
     assert (result.delivered, result.failed) == (0, 1)
     receiver.delay = None
     assert deliver(engine, NOW + HOUR).delivered == 8  # retried later
@@ -147,7 +147,7 @@ def test_an_unreachable_url_is_recorded_not_raised(client, engine, site):
     run_rollup(engine, now=NOW)
     result = deliver(engine, NOW)
     assert result.failed == 1
-    [failed] = [d for d in webhooks.delivery_log(engine, site["site_id"], hook_id) if d["attempts"]]
+    [failed] = [d for d in outbox.delivery_log(engine, site["site_id"], hook_id) if d["attempts"]]
     assert failed["status"] == "pending" and failed["last_status"] is None
     assert failed["last_error"] == "connection_refused"  # a short class, never the exception's text
 
@@ -157,14 +157,14 @@ def test_after_max_attempts_a_delivery_is_failed_and_the_rest_go_on(client, engi
     browse(engine, site["site_id"], "anon-1")
     browse(engine, site["site_id"], "anon-2")
     run_rollup(engine, now=NOW)
-    receiver.statuses = [500] * webhooks.MAX_ATTEMPTS
+    receiver.statuses = [500] * outbox.MAX_ATTEMPTS
     now = NOW
-    for _ in range(webhooks.MAX_ATTEMPTS):
+    for _ in range(outbox.MAX_ATTEMPTS):
         deliver(engine, now)
         now += 2 * HOUR
     result = deliver(engine, now)
     assert result.delivered == 1
-    statuses = sorted(d["status"] for d in webhooks.delivery_log(engine, site["site_id"], 1))
+    statuses = sorted(d["status"] for d in outbox.delivery_log(engine, site["site_id"], 1))
     assert statuses == ["delivered", "failed"]
 
 
@@ -197,12 +197,12 @@ def test_bad_registration(client, engine, site, body, field):
     assert response.status_code == 422
     assert response.json["error"]["code"] == "invalid_request"
     assert field in response.json["error"]["fields"]
-    assert webhooks.list_webhooks(engine, site["site_id"]) == []
+    assert outbox.list_webhooks(engine, site["site_id"]) == []
 
 
 def test_webhooks_are_isolated_between_sites(client, engine, site, receiver):
     hook = register(client, site, receiver)
-    other = collector_store.create_site(engine, "other", [])
+    other = sites.create_site(engine, "other", [])
     for method, path in (("get", f"/api/v1/webhooks/{hook['id']}"), ("delete", f"/api/v1/webhooks/{hook['id']}"),
                          ("get", f"/api/v1/webhooks/{hook['id']}/deliveries")):
         assert getattr(client, method)(path, headers=bearer(other["api_key"])).status_code == 404
@@ -223,7 +223,7 @@ def test_webhooks_need_the_api_key(client, site):
 @pytest.mark.parametrize("attempts, low, high", [(1, 8_000, 12_000), (2, 16_000, 24_000), (20, 2_880_000, 4_320_000)])
 def test_retry_delay_doubles_up_to_an_hour(attempts, low, high):
     for rand in (0.0, 0.5, 0.999):
-        assert low <= webhooks.retry_delay(attempts, lambda: rand) <= high
+        assert low <= outbox.retry_delay(attempts, lambda: rand) <= high
 
 
 @pytest.mark.parametrize("path", ["/api/v1/webhooks/9223372036854775808", "/api/v1/webhooks/2147483648/deliveries"])

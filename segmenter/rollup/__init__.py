@@ -1,0 +1,1 @@
+"""The rollup, in the order it runs: `job` (one scheduled pass) → `chunks` (a site's backlog, chunk by chunk) → `fold` (identity, facts, sessions, cart; SQL in `fold_sql`, scratch tables in `scratch`) → `judge` (memberships)."""

@@ -1,0 +1,140 @@
+"""Judging the due profiles of a site against every rule, in set-based SQL.
+
+A profile is due when its facts changed (`next_check_at = 0`) or when a time threshold
+of one of its rules has passed (`next_check_at <= now`); no other profile can change
+verdict, so a rollup's cost follows the new events and the passing thresholds, not
+the stored history. A batch of due profiles is copied into the scratch table `judge_due`
+once; every rule's statements read that. Each enter and exit is logged in
+`membership_changes`.
+"""
+from dataclasses import dataclass, field
+from functools import cache
+
+from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, exists, func, insert, literal, not_, select, update
+
+from core import locks, planner, sql
+from core import schema
+from segmenter.rules import definitions
+from segmenter.rollup.fold_sql import NOW, RUN, SITE, execute_counting
+from segmenter.rules.sql import RuleCompiler
+from segmenter.rollup.scratch import JUDGING, judge_due, prepare
+
+facts = schema.ProfileFact.__table__
+memberships = schema.Membership.__table__
+changes = schema.MembershipChange.__table__
+BEFORE = bindparam("before", type_=BigInteger)  # the largest change id before this rule's changes
+LIMIT = bindparam("limit", type_=Integer)  # due profiles judged in one batch
+CHANGE_COLUMNS = ["site_id", "segment", "profile_id", "change", "at", "detected_at", "reason", "context", "run_id"]
+
+
+@dataclass
+class Evaluation:
+    """What judging a site's due profiles did."""
+
+    profiles_evaluated: int = 0
+    enters: int = 0
+    exits: int = 0
+    per_segment: dict = field(default_factory=dict)  # name -> {"enters": n, "exits": n}
+
+
+def evaluate_site(conn, site_id, settings, now, run_id, rule_list=definitions.BUILT_IN, limit=None):
+    """Move the site's due profiles (at most `limit` of them, if given) in and out of segments.
+
+    Judged profiles are no longer due (their next check is in the future, or never), so calling
+    this again judges the next batch; a batch smaller than `limit` was the last."""
+    dialect = conn.dialect.name
+    params = {"site": site_id, "now": now, "run": run_id, "limit": limit}
+    key = tuple(sorted(settings.items()))
+    prepare(conn, JUDGING)
+    result = Evaluation(profiles_evaluated=execute_counting(conn, _copy_due(dialect, key, limit is not None), params))
+    if not result.profiles_evaluated:
+        return result
+    planner.analyze_scratch(conn, judge_due)
+    locks.lock_for_ordered_ids(conn, changes)
+    for rule in rule_list:
+        params["before"] = conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)))
+        enter, leave, drop, refresh, add = _statements(dialect, rule, key)
+        entered = execute_counting(conn, enter, params)
+        exited = execute_counting(conn, leave, params)
+        if exited:
+            conn.execute(drop, params)
+        conn.execute(refresh, params)
+        if entered:
+            conn.execute(add, params)
+        result.per_segment[rule.name] = {"enters": entered, "exits": exited}
+        result.enters += entered
+        result.exits += exited
+    conn.execute(_reschedule(dialect, tuple(rule_list), key), params)
+    return result
+
+
+def make_everyone_due(conn, site_id):
+    """Mark every profile of the site for judging (after its settings or the rules changed)."""
+    conn.execute(update(facts).where(facts.c.site_id == site_id).values(next_check_at=0))
+
+
+@cache
+def _copy_due(dialect, settings_key, limited):
+    """Copy the due profiles' facts into `judge_due`, with the N-th latest product view looked up once."""
+    nth_view = RuleCompiler(dialect, dict(settings_key)).value("nth_product_view_at")
+    due = select(facts.c.profile_id).where(facts.c.site_id == SITE, facts.c.next_check_at <= NOW)
+    if limited:  # any `limit` of them, straight off the index: the lookup runs for these rows only
+        due = due.limit(LIMIT)
+    copied = select(*facts.columns, nth_view).where(facts.c.site_id == SITE, facts.c.profile_id.in_(due))
+    return insert(judge_due).from_select([*(column.name for column in facts.columns), "nth_product_view_at"], copied)
+
+
+@cache
+def _reschedule(dialect, rule_list, settings_key):
+    compiler = RuleCompiler(dialect, dict(settings_key), f=judge_due)
+    return update(facts).where(
+        facts.c.site_id == SITE, facts.c.profile_id == judge_due.c.profile_id,
+    ).values(next_check_at=compiler.next_check_at(rule_list))
+
+
+@cache
+def _statements(dialect, rule, settings_key):
+    """enter, leave, drop the leavers, refresh the stayers' context, add the enterers (of `judge_due`)."""
+    compiler = RuleCompiler(dialect, dict(settings_key), f=judge_due)
+    f, m = judge_due, memberships
+    member = compiler.member(rule)
+    same = and_(m.c.site_id == SITE, m.c.segment == rule.name, m.c.profile_id == f.c.profile_id)
+    entering = select(
+        f.c.site_id, literal(rule.name), f.c.profile_id, literal("enter"), compiler.enter_at(rule), NOW,
+        literal(definitions.describe(rule, compiler.settings)), compiler.context(rule), RUN,
+    ).where(member, ~exists().where(same)).order_by(f.c.profile_id)
+    leaving = select(
+        m.c.site_id, m.c.segment, m.c.profile_id, literal("exit"),
+        sql.greatest(dialect, compiler.exit_at(rule), m.c.entered_at), NOW,
+        compiler.exit_reason(rule), m.c.context, RUN,
+    ).select_from(m.join(f, f.c.profile_id == m.c.profile_id)).where(
+        m.c.site_id == SITE, m.c.segment == rule.name, not_(member),
+    ).order_by(m.c.profile_id)
+    this_rule = and_(changes.c.id > BEFORE, changes.c.segment == rule.name, changes.c.site_id == SITE)
+    gone = select(changes.c.profile_id).where(this_rule, changes.c.change == "exit")
+    drop = delete(m).where(m.c.site_id == SITE, m.c.segment == rule.name, m.c.profile_id.in_(gone))
+    # Members that stay carry the current context: the cart as it is now.
+    context = select(compiler.context(rule)).where(f.c.profile_id == m.c.profile_id).scalar_subquery()
+    refresh = (
+        update(m)
+        .where(m.c.site_id == SITE, m.c.segment == rule.name, m.c.profile_id.in_(select(f.c.profile_id)))
+        .values(context=context)
+    )
+    new = select(changes.c.site_id, changes.c.segment, changes.c.profile_id, changes.c.at, changes.c.context).where(
+        this_rule, changes.c.change == "enter")
+    add = insert(m).from_select(["site_id", "segment", "profile_id", "entered_at", "context"], new)
+    return (
+        insert(changes).from_select(CHANGE_COLUMNS, entering),
+        insert(changes).from_select(CHANGE_COLUMNS, leaving),
+        drop,
+        refresh,
+        add,
+    )
+
+
+def segment_sizes(conn, site_id):
+    """{segment: members} of a site."""
+    rows = conn.execute(
+        select(memberships.c.segment, func.count()).where(memberships.c.site_id == site_id).group_by(memberships.c.segment)
+    )
+    return dict(rows.all())
