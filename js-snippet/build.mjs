@@ -2,9 +2,10 @@
 // fails when the gzip size is over the budget.
 // Usage: node build.mjs [--outfile PATH]
 //
-// esbuild bundles the modules into one scope; terser then compresses and mangles (its names reuse the same few
-// letters everywhere, which gzips about 30 bytes smaller than esbuild's own minifier). The result runs inside
-// `try{...}catch{}`: nothing may throw into the page, not even reading the configuration.
+// src/ is plain, readable JavaScript; all the compressing happens here. esbuild bundles the modules into one
+// scope; terser then compresses and mangles (its names reuse the same few letters everywhere, which gzips about
+// 30 bytes smaller than esbuild's own minifier). The result runs inside `try{...}catch{}`: nothing may throw into
+// the page, not even reading the configuration.
 import { build } from "esbuild";
 import { minify } from "terser";
 import { readFileSync, writeFileSync } from "node:fs";
