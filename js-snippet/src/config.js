@@ -2,10 +2,13 @@
 const script = document.currentScript;
 const data = script.dataset;
 
-// The API host defaults to the origin the script was loaded from. endpoint("batch"): {api}/v1/batch?writeKey=KEY
-const api = (data.api || new URL(script.src).origin) + "/v1/";
-export const endpoint = (path) => api + path + "?writeKey=" + data.key;
+// The collector is at data-api, else at the origin the script was loaded from.
+const apiRoot = (data.api || new URL(script.src).origin) + "/v1/";
+
+// The URL of one of the collector's endpoints: endpoint("batch") is {api}/v1/batch?writeKey=KEY.
+export const endpoint = (path) => apiRoot + path + "?writeKey=" + data.key;
+
 export const consentRequired = data.consent; // "required"; any value counts
 export const autoPages = data.auto != "false";
-export const batchSize = +data.batch || 10;
-export const batchInterval = +data.interval || 3e3;
+export const batchSize = Number(data.batch) || 10;
+export const batchInterval = Number(data.interval) || 3000; // milliseconds

@@ -6,7 +6,7 @@ import { enqueue, flush } from "./queue.js";
 import { tagProperties } from "./tagging.js";
 import { segments } from "./segments.js";
 
-// Nothing the tracker does may throw into the page.
+// Nothing the tracker does may throw into the page: safe(f) is f with every error swallowed.
 const safe =
   (f) =>
   (...args) => {
@@ -17,18 +17,24 @@ const safe =
 
 // Every listener is on window, in the capture phase: visibilitychange and click bubble up to it from the
 // document, and the page's own handlers cannot stop them first.
-const listen = (type, f) => addEventListener(type, safe(f), true);
+const listen = (type, listener) => addEventListener(type, safe(listener), true);
 
 // send(type, fields, userId): see build().
-const send = (...args) => enabled() && enqueue(build(...args));
+const send = (...args) => {
+  if (enabled()) enqueue(build(...args));
+};
 const page = (name, properties) => send("page", { name, properties: { ...pageProperties(), ...properties } });
 const track = (event, properties) => send("track", { event, properties });
 
-// ready: after the stub's calls are replayed (a replayed consent(true) or identify() comes before the first page
-// view), if automatic page views are on.
-let ready, lastPage;
+// Automatic page views start once the stub's calls are replayed (so a replayed consent(true) or identify()
+// comes before the first one), if data-auto allows them. One page view per URL change.
+let autoPagesOn = false;
+let lastUrl;
 const autoPage = safe(() => {
-  if (ready && enabled() && lastPage != (lastPage = location.href)) page();
+  if (autoPagesOn && enabled() && location.href != lastUrl) {
+    lastUrl = location.href;
+    page();
+  }
 });
 
 const api = {
@@ -36,8 +42,11 @@ const api = {
   track,
   identify: (userId, traits) => send("identify", { traits }, userId),
   reset: forgetUser,
-  consent: (yes) => setConsent(yes) + autoPage(),
-  optOut: () => setConsent(),
+  consent: (yes) => {
+    setConsent(yes);
+    autoPage();
+  },
+  optOut: () => setConsent(false),
   segments,
 };
 
@@ -46,24 +55,28 @@ const cohortly = (window.cohortly = window.cohortly || {});
 if (!cohortly.v) {
   cohortly.v = VERSION;
   for (const name in api) cohortly[name] = safe(api[name]);
-  // Calls made through the stub before load, in order.
-  cohortly.q?.map(safe((call) => cohortly[call[0]](...call[1])));
-  ready = autoPages;
+  // Calls made through the stub before load, in order: each is [method, arguments].
+  cohortly.q?.forEach(safe(([method, args]) => cohortly[method](...args)));
+  autoPagesOn = autoPages;
 
-  // pushState and replaceState return nothing.
-  ["pushState", "replaceState"].map((method) => {
+  ["pushState", "replaceState"].forEach((method) => {
     const original = history[method];
-    history[method] = (...args) => original.apply(history, args) + autoPage();
+    history[method] = (...args) => {
+      original.apply(history, args);
+      autoPage();
+    };
   });
   listen("popstate", autoPage);
   autoPage();
 
   // Declarative tagging: a click on or inside an element with data-cohortly-event.
-  listen("click", (e) => {
-    const el = e.target.closest("[data-cohortly-event]");
-    if (el) track(el.dataset.cohortlyEvent, tagProperties(el));
+  listen("click", (event) => {
+    const element = event.target.closest("[data-cohortly-event]");
+    if (element) track(element.dataset.cohortlyEvent, tagProperties(element));
   });
-  listen("pagehide", () => flush(1));
-  listen("visibilitychange", () => document.hidden && flush(1));
+  listen("pagehide", () => flush(true));
+  listen("visibilitychange", () => {
+    if (document.hidden) flush(true);
+  });
   setInterval(safe(flush), batchInterval);
 }

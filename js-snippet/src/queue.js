@@ -8,9 +8,21 @@ import { enabled } from "./privacy.js";
 import { PREFIX, storage, now } from "./store.js";
 import { randomId } from "./message.js";
 
-const own = PREFIX + "q." + randomId();
-let failures = 0;
-let nextAttempt = 0; // Infinity while a request is in flight
+const QUEUE_PREFIX = PREFIX + "q.";
+const ownKey = QUEUE_PREFIX + randomId();
+
+const MAX_STORED = 500; // messages; the oldest are dropped
+const MAX_BATCH = 20; // messages a request
+// Every flush renews the lease for two minutes, long enough for a throttled background tab to flush again.
+const LEASE_MS = 2 * 60 * 1000;
+const RELEASED = 1; // a lease that expired long ago: the next tab adopts the queue at once
+// keepalive lets a request outlive the page; the browser allows 64 KB of them at once, so only bodies under this
+// many characters ask for it.
+const MAX_KEEPALIVE_BODY = 20000;
+const MAX_DOUBLINGS = 8; // backoff: at most 2 ** 8 s
+
+let failures = 0; // failed requests since the last success, counted up to MAX_DOUBLINGS
+let nextAttempt = 0; // no request before this time; Infinity while a request is in flight
 
 const load = (key) => {
   try {
@@ -20,51 +32,77 @@ const load = (key) => {
   }
 };
 
-// Keeps at most 500 messages, dropping the oldest. Every flush renews the lease for two minutes, long enough
-// for a throttled background tab to flush again; lease 1 releases the queue at once.
-const save = (queue, lease) =>
-  enabled() &&
-  (queue[0]
-    ? (storage[own] = JSON.stringify({ t: lease || now() + 12e4, q: queue.slice(-500) }))
-    : delete storage[own]);
+// Stores the tab's queue with a fresh lease, or a released one.
+const save = (queue, release) => {
+  if (!enabled()) return;
+  if (queue.length) {
+    storage[ownKey] = JSON.stringify({ t: release ? RELEASED : now() + LEASE_MS, q: queue.slice(-MAX_STORED) });
+  } else {
+    delete storage[ownKey];
+  }
+};
+
+// Seconds to wait after another failure: a random time up to 2, 4, 8 ... 256 s (full jitter).
+const backoff = () => {
+  if (failures < MAX_DOUBLINGS) failures++;
+  return Math.random() * 2 ** failures;
+};
 
 // hidden: the page is being hidden or unloaded. If the collector has been answering, the next batch goes out
 // (with keepalive); if it has been failing, everything stays stored and the lease is released, so that the next
 // page load or another tab sends it.
 export const flush = (hidden) => {
   if (!enabled()) return;
-  let queue = load(own).q;
-  for (const key in storage)
-    if (key != own && !key.indexOf(PREFIX + "q.")) {
+
+  // The tab's own queue, after the queues of other tabs whose lease has expired (older messages first).
+  let queue = load(ownKey).q;
+  for (const key in storage) {
+    if (key != ownKey && key.startsWith(QUEUE_PREFIX)) {
       const other = load(key);
-      if (!(other.t > now())) {
-        queue = other.q.concat(queue); // older first
+      const leased = other.t > now(); // false without a lease too
+      if (!leased) {
+        queue = other.q.concat(queue);
         delete storage[key];
       }
     }
-  if (!queue[0] || (hidden ? failures : now() < nextAttempt)) return save(queue, hidden);
+  }
 
-  const batch = queue.splice(0, 20);
+  // The next batch leaves the stored queue if it may go now: when hidden, only if the collector has not been
+  // failing; otherwise once the backoff is over and no request is in flight.
+  const mayGo = hidden ? !failures : now() >= nextAttempt;
+  const batch = mayGo ? queue.splice(0, MAX_BATCH) : [];
   save(queue, hidden);
+  if (!batch.length) return;
   const body = JSON.stringify({ batch, sentAt: new Date().toISOString() });
-  const settle = (retry, retryAfter) => {
-    // Retry after Retry-After seconds, else after a random time up to 2, 4, 8 ... 256 s. After a success, flush
-    // again at once: it sends the rest, if any (and adopts expired queues of other tabs).
-    nextAttempt = retry ? now() + 1e3 * (retryAfter || Math.random() * 2 ** (failures += failures < 8)) : (failures = 0);
-    if (retry) save(batch.concat(load(own).q));
-    else flush();
+
+  // After a success, flush again at once: it sends the rest, if any (and adopts expired queues of other tabs).
+  const succeeded = () => {
+    failures = 0;
+    nextAttempt = 0;
+    flush();
   };
-  nextAttempt = 1 / 0;
-  // keepalive lets the request outlive the page; the browser allows 64 KB of them at once.
-  fetch(endpoint("batch"), { method: "POST", body, keepalive: body.length < 2e4 }).then(
-    (r) => settle(r.status == 429 || r.status > 499, +r.headers.get("Retry-After")),
-    () => settle(1)
+  // The batch goes back to the front of the queue, for another try after Retry-After seconds, else after the
+  // backoff.
+  const failed = (retryAfter) => {
+    nextAttempt = now() + 1000 * (retryAfter || backoff());
+    save(batch.concat(load(ownKey).q));
+  };
+
+  nextAttempt = Infinity;
+  fetch(endpoint("batch"), { method: "POST", body, keepalive: body.length < MAX_KEEPALIVE_BODY }).then(
+    (response) => {
+      // 429 and 5xx: try again. Any other answer is final: 2xx done (rejected messages are not retried), other
+      // 4xx dropped.
+      if (response.status == 429 || response.status >= 500) failed(Number(response.headers.get("Retry-After")));
+      else succeeded();
+    },
+    () => failed() // network failure
   );
 };
 
 export const enqueue = (message) => {
-  const queue = load(own).q;
-  const size = queue.push(message);
+  const queue = load(ownKey).q;
+  queue.push(message);
   save(queue);
-  if (size >= batchSize) flush();
+  if (queue.length >= batchSize) flush();
 };

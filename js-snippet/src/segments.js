@@ -5,11 +5,17 @@ import { enabled } from "./privacy.js";
 import { read } from "./store.js";
 
 // The callback gets the names once, always later (never during the call): [] when tracking is off, when the
-// visitor has no anonymousId yet (nothing sent, so the collector cannot know them; `false.json()` then throws
-// and no request is made) or when anything fails. The anonymousId is the tracker's own (digits and "-"): no
-// escaping needed. An error thrown by the callback is the page's own and stays visible (an unhandled rejection).
+// visitor has no anonymousId yet or when anything fails. The anonymousId is the tracker's own (digits and "-"):
+// no escaping needed. An error thrown by the callback is the page's own and stays visible (the promise returned
+// rejects, unhandled).
 export const segments = (callback) =>
   Promise.resolve(enabled() && read("a"))
-    .then((id) => id && fetch(endpoint("segments/me") + "&anonymousId=" + id))
-    .then((r) => r.json())
-    .then((answer) => callback(answer.segments || []), () => callback([]));
+    .then((anonymousId) => {
+      // No anonymousId: nothing was sent, so the collector cannot know the visitor. No request; an empty answer.
+      if (!anonymousId) return {};
+      return fetch(endpoint("segments/me") + "&anonymousId=" + anonymousId).then((response) => response.json());
+    })
+    .then(
+      (answer) => callback(answer.segments || []),
+      () => callback([]) // the request failed, or its answer was not JSON
+    );
