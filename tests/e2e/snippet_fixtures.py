@@ -176,9 +176,11 @@ class Tracked:
         return [(r["ids"], r["status"]) for r in self.requests() if r["status"]]
 
     def times_sent(self, message_id):
-        """How many requests carrying `message_id` may have reached the collector: all but network failures
-        (one whose end the page did not see, e.g. a keepalive one at pagehide, counts)."""
-        return sum(r["ids"].count(message_id) for r in self.requests() if r["status"] != 0)
+        """How many requests carrying `message_id` may have been stored: those answered 2xx, and those whose end
+        the page did not see (e.g. a keepalive one at pagehide). A network failure, or an answer of 429 or 503
+        (a busy database on a loaded machine), stores nothing: the collector stores a request whole or not at all."""
+        return sum(r["ids"].count(message_id) for r in self.requests()
+                   if r["status"] is None or 200 <= r["status"] < 300)
 
     def events(self, **match):
         """Stored events of the site whose columns equal `match`."""
