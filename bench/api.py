@@ -26,6 +26,7 @@ request answers 200. Targets (exit 1 too, as bench.ingest does): sequential memb
 exports ≥ 50,000 rows/s at 100k members and more, and the RSS an export adds to its worker (peak − RSS
 before the request) at the largest size no more than FLAT_SLACK above that at the smallest.
 """
+
 import argparse
 import asyncio
 import json
@@ -47,8 +48,8 @@ from bench import load, profile
 from bench.database import bulk_load, fresh_database
 from bench.ingest import machine
 from bench.server import Gunicorn
-from core.db import make_engine
 from core import schema, sites
+from core.db import make_engine
 from segmenter.exports import CSV_COLUMNS
 
 SEGMENT = "browsers"
@@ -60,14 +61,59 @@ EXPORT_ROWS_S = 50_000  # target: export rows/s at 100k members and more
 FLAT_SLACK = 10 * 2**20  # target: RSS an export adds at the largest size ≤ at the smallest + this
 PROFILE_SECONDS = 10
 SEGMENT_LISTS = 50  # requests of /api/v1/segments, shown beside the pages
-CATEGORIES = ("Shoes", "Jackets", "Tents", "Backpacks", "Socks", "Gloves", "Hats", "Stoves", "Lamps", "Maps",
-              "Bottles", "Knives", "Ropes", "Sleeping bags", "Mats", "Poles", "Shorts", "Shirts", "Fleeces", "Boots")
+CATEGORIES = (
+    "Shoes",
+    "Jackets",
+    "Tents",
+    "Backpacks",
+    "Socks",
+    "Gloves",
+    "Hats",
+    "Stoves",
+    "Lamps",
+    "Maps",
+    "Bottles",
+    "Knives",
+    "Ropes",
+    "Sleeping bags",
+    "Mats",
+    "Poles",
+    "Shorts",
+    "Shirts",
+    "Fleeces",
+    "Boots",
+)
 FACT_COLUMNS = (
-    "site_id", "profile_id", "user_id", "first_seen_at", "last_seen_at", "event_count", "sessions", "page_views",
-    "product_views", "last_product_viewed_at", "last_product_message_id", "last_product_id", "last_product_name",
-    "last_product_url", "last_product_category", "last_product_price_cents", "top_categories", "cart_items",
-    "cart_value_cents", "order_count", "revenue_cents", "email_opens", "email_clicks", "email", "email_at",
-    "email_message_id", "traits", "traits_at", "traits_message_id", "next_check_at",
+    "site_id",
+    "profile_id",
+    "user_id",
+    "first_seen_at",
+    "last_seen_at",
+    "event_count",
+    "sessions",
+    "page_views",
+    "product_views",
+    "last_product_viewed_at",
+    "last_product_message_id",
+    "last_product_id",
+    "last_product_name",
+    "last_product_url",
+    "last_product_category",
+    "last_product_price_cents",
+    "top_categories",
+    "cart_items",
+    "cart_value_cents",
+    "order_count",
+    "revenue_cents",
+    "email_opens",
+    "email_clicks",
+    "email",
+    "email_at",
+    "email_message_id",
+    "traits",
+    "traits_at",
+    "traits_message_id",
+    "next_check_at",
 )
 MEMBER_COLUMNS = ("site_id", "segment", "profile_id", "entered_at", "context")
 IDENTITY_COLUMNS = ("site_id", "anonymous_id", "user_id", "linked_at", "message_id")
@@ -100,26 +146,76 @@ def population(site_id, start, stop, seed=7):
         email = traits = email_at = None
         if identified:
             email = f"{user_id}@example.com"
-            traits = json.dumps({"email": email, "name": f"Customer {n}", "plan": rng.choice(("free", "pro")),
-                                 "marketing_consent": rng.random() < 0.7})
+            traits = json.dumps(
+                {
+                    "email": email,
+                    "name": f"Customer {n}",
+                    "plan": rng.choice(("free", "pro")),
+                    "marketing_consent": rng.random() < 0.7,
+                }
+            )
             email_at = first_seen + rng.randrange(DAY)
             links += [(site_id, anon, user_id, email_at, f"ajs-{uid()}") for anon in anonymous]
-        facts.append((
-            site_id, profile_id, user_id, first_seen, viewed_at, views + rng.randrange(1, 40), rng.randrange(1, 9),
-            rng.randrange(1, 30), views, viewed_at, f"ajs-{uid()}", f"p{product}", f"Product {product}",
-            f"https://shop.example/products/p{product}", category, price_cents, json.dumps(top), 0, 0, 0, 0, 0, 0,
-            email, email_at, email and f"ajs-{uid()}", traits, email_at, traits and f"ajs-{uid()}", viewed_at + 7 * DAY,
-        ))
+        facts.append(
+            (
+                site_id,
+                profile_id,
+                user_id,
+                first_seen,
+                viewed_at,
+                views + rng.randrange(1, 40),
+                rng.randrange(1, 9),
+                rng.randrange(1, 30),
+                views,
+                viewed_at,
+                f"ajs-{uid()}",
+                f"p{product}",
+                f"Product {product}",
+                f"https://shop.example/products/p{product}",
+                category,
+                price_cents,
+                json.dumps(top),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                email,
+                email_at,
+                email and f"ajs-{uid()}",
+                traits,
+                email_at,
+                traits and f"ajs-{uid()}",
+                viewed_at + 7 * DAY,
+            )
+        )
         context = {
-            "last_product": {"id": f"p{product}", "name": f"Product {product}",
-                             "url": f"https://shop.example/products/p{product}", "category": category,
-                             "price": price_cents / 100, "viewed_at": viewed_at},
-            "top_categories": top, "product_views": views,
+            "last_product": {
+                "id": f"p{product}",
+                "name": f"Product {product}",
+                "url": f"https://shop.example/products/p{product}",
+                "category": category,
+                "price": price_cents / 100,
+                "viewed_at": viewed_at,
+            },
+            "top_categories": top,
+            "product_views": views,
         }
-        members.append((site_id, SEGMENT, profile_id, viewed_at - rng.randrange(0, DAY),
-                        json.dumps(context, separators=(",", ":"))))
-    return {"profile_facts": (FACT_COLUMNS, facts), "memberships": (MEMBER_COLUMNS, members),
-            "identities": (IDENTITY_COLUMNS, links)}
+        members.append(
+            (
+                site_id,
+                SEGMENT,
+                profile_id,
+                viewed_at - rng.randrange(0, DAY),
+                json.dumps(context, separators=(",", ":")),
+            )
+        )
+    return {
+        "profile_facts": (FACT_COLUMNS, facts),
+        "memberships": (MEMBER_COLUMNS, members),
+        "identities": (IDENTITY_COLUMNS, links),
+    }
 
 
 def store_population(engine, tables):
@@ -172,7 +268,7 @@ class Latencies:
     async def pair(self, conn, server, api_key, path, members_first):
         """One members request and one /healthz on `conn`; returns the members body (None unless 200)."""
         body = None
-        for kind in (("members", "health") if members_first else ("health", "members")):
+        for kind in ("members", "health") if members_first else ("health", "members"):
             request = get_request(server, path, api_key) if kind == "members" else get_request(server, "/healthz")
             started = time.perf_counter()
             try:
@@ -215,8 +311,9 @@ async def walk(server, api_key, max_pages, seconds):
 async def random_pages(server, api_key, cursors, requests, concurrency, seconds, seed):
     """`requests` pages at cursors drawn from the walk, over `concurrency` connections."""
     rng = random.Random(seed)
-    return await requests_of(server, api_key, [page_path(rng.choice(cursors)) for _ in range(requests)],
-                             concurrency, seconds)
+    return await requests_of(
+        server, api_key, [page_path(rng.choice(cursors)) for _ in range(requests)], concurrency, seconds
+    )
 
 
 async def requests_of(server, api_key, paths, concurrency, seconds):
@@ -253,24 +350,48 @@ def measure_pages(server, api_key, expected, args):
     latencies, seen, cursors = asyncio.run(walk(server, api_key, args.walk_pages, args.phase_seconds))
     ids = {profile_id.encode() for profile_id in seen}
     complete = len(cursors) * PAGE_SIZE >= len(expected)
-    check = {"pages": len(cursors), "seen": len(seen), "duplicates": len(seen) - len(ids),
-             "foreign": len(ids - expected), "lost": len(expected - ids) if complete else None}
+    check = {
+        "pages": len(cursors),
+        "seen": len(seen),
+        "duplicates": len(seen) - len(ids),
+        "foreign": len(ids - expected),
+        "lost": len(expected - ids) if complete else None,
+    }
     phases = [(f"cursor walk ({len(cursors):,} pages)", latencies)]
-    phases.append(("random pages, 1 at a time",
-                   asyncio.run(random_pages(server, api_key, cursors, args.random_pages, 1, args.phase_seconds, 1))))
-    phases.append((f"random pages, {args.concurrency} connections",
-                   asyncio.run(random_pages(server, api_key, cursors, args.random_pages * 2, args.concurrency,
-                                            args.phase_seconds, 2))))
-    phases.append(("`GET /api/v1/segments` (not a page: sizes by a GROUP BY), 1 at a time",
-                   asyncio.run(requests_of(server, api_key, ["/api/v1/segments"] * SEGMENT_LISTS, 1,
-                                           args.phase_seconds))))
+    phases.append(
+        (
+            "random pages, 1 at a time",
+            asyncio.run(random_pages(server, api_key, cursors, args.random_pages, 1, args.phase_seconds, 1)),
+        )
+    )
+    phases.append(
+        (
+            f"random pages, {args.concurrency} connections",
+            asyncio.run(
+                random_pages(server, api_key, cursors, args.random_pages * 2, args.concurrency, args.phase_seconds, 2)
+            ),
+        )
+    )
+    phases.append(
+        (
+            "`GET /api/v1/segments` (not a page: sizes by a GROUP BY), 1 at a time",
+            asyncio.run(requests_of(server, api_key, ["/api/v1/segments"] * SEGMENT_LISTS, 1, args.phase_seconds)),
+        )
+    )
     rows = []
     for index, (name, lat) in enumerate(phases):
         statuses = lat.statuses + warm.statuses if index == 0 else lat.statuses
         bad = {key: n for key, n in statuses.items() if key[1] != 200}
-        rows.append({"phase": name, "requests": len(lat.members), "target": name.startswith(("cursor", "random pages, 1")),
-                     "members": [percentile(lat.members, q) for q in (50, 95, 99)],
-                     "health": [percentile(lat.health, q) for q in (50, 95, 99)], "bad": bad})
+        rows.append(
+            {
+                "phase": name,
+                "requests": len(lat.members),
+                "target": name.startswith(("cursor", "random pages, 1")),
+                "members": [percentile(lat.members, q) for q in (50, 95, 99)],
+                "health": [percentile(lat.health, q) for q in (50, 95, 99)],
+                "bad": bad,
+            }
+        )
     return rows, check
 
 
@@ -336,7 +457,7 @@ class Dechunker:
                 break
             if end + 2 + size + 2 > len(buf):
                 break
-            pieces.append(bytes(buf[end + 2:end + 2 + size]))
+            pieces.append(bytes(buf[end + 2 : end + 2 + size]))
             pos = end + 2 + size + 2
         del buf[:pos]
         return b"".join(pieces)
@@ -425,12 +546,20 @@ def measure_export(server, api_key, fmt, expected, args):
     unique = set(ids)
     header = 1 if fmt == "csv" else 0
     return {
-        "format": fmt, "status": status, "rows": len(ids), "lines": lines, "seconds": seconds,
-        "rate": len(ids) / seconds if seconds else 0.0, "client_cpu": client_cpu / seconds if seconds else 0.0,
+        "format": fmt,
+        "status": status,
+        "rows": len(ids),
+        "lines": lines,
+        "seconds": seconds,
+        "rate": len(ids) / seconds if seconds else 0.0,
+        "client_cpu": client_cpu / seconds if seconds else 0.0,
         "worker_us": 1e6 * worker_cpu / max(len(ids), 1),
-        "rss_before": before[serving][0], "rss_peak": max(peaks[serving], status_bytes(serving, "VmRSS")),
+        "rss_before": before[serving][0],
+        "rss_peak": max(peaks[serving], status_bytes(serving, "VmRSS")),
         "hwm": status_bytes(serving, "VmHWM"),
-        "duplicates": len(ids) - len(unique), "lost": len(expected - unique), "foreign": len(unique - expected),
+        "duplicates": len(ids) - len(unique),
+        "lost": len(expected - unique),
+        "foreign": len(unique - expected),
         "problems": problems + ([f"{lines} lines for {len(ids)} members"] if lines != len(ids) + header else []),
     }
 
@@ -459,12 +588,18 @@ def run_database(kind, workdir, args):
                 with Gunicorn("core.app:create_app()", os.path.join(workdir, f"pages-{kind}.log"), env=env) as server:
                     page_rows, walk_check = measure_pages(server, site["api_key"], expected, args)
                     for row in page_rows:
-                        print(f"  {kind:10} {row['phase']}: members p50/p95 {row['members'][0]:.1f}/"
-                              f"{row['members'][1]:.1f} ms, healthz {row['health'][0]:.1f}/{row['health'][1]:.1f} ms",
-                              flush=True)
+                        print(
+                            f"  {kind:10} {row['phase']}: members p50/p95 {row['members'][0]:.1f}/"
+                            f"{row['members'][1]:.1f} ms, healthz {row['health'][0]:.1f}/{row['health'][1]:.1f} ms",
+                            flush=True,
+                        )
                     if args.profile:
-                        profiles.append((f"{kind}, random member pages, {args.concurrency} connections",
-                                         profile_pages(server, site["api_key"], expected, workdir, kind, args)))
+                        profiles.append(
+                            (
+                                f"{kind}, random member pages, {args.concurrency} connections",
+                                profile_pages(server, site["api_key"], expected, workdir, kind, args),
+                            )
+                        )
             rows, select_s = select_rate(engine, site["site_id"])  # once per size: the machine's time is short
             for fmt in ("ndjson", "csv"):
                 log = os.path.join(workdir, f"export-{kind}-{size}-{fmt}.log")
@@ -472,13 +607,20 @@ def run_database(kind, workdir, args):
                     warm_up(server, site["api_key"])
                     row = measure_export(server, site["api_key"], fmt, expected, args)
                     if args.profile and size == args.sizes[-1]:
-                        profiles.append((f"{kind}, {fmt} export of {size:,} members (one more, not counted)",
-                                         profile_export(server, site["api_key"], fmt, expected, row, workdir, kind, args)))
+                        profiles.append(
+                            (
+                                f"{kind}, {fmt} export of {size:,} members (one more, not counted)",
+                                profile_export(server, site["api_key"], fmt, expected, row, workdir, kind, args),
+                            )
+                        )
                 row.update(db=kind, size=size, select_rate=rows / select_s, select_rows=rows)
                 export_rows.append(row)
-                print(f"  {kind:10} {fmt:6} {size:>9,}: {row['rate']:,.0f} rows/s (SELECT {row['select_rate']:,.0f}), "
-                      f"RSS {row['rss_before'] / 2**20:.0f} → {row['rss_peak'] / 2**20:.0f} MiB, "
-                      f"exactly once {exact(row)}", flush=True)
+                print(
+                    f"  {kind:10} {fmt:6} {size:>9,}: {row['rate']:,.0f} rows/s (SELECT {row['select_rate']:,.0f}), "
+                    f"RSS {row['rss_before'] / 2**20:.0f} → {row['rss_peak'] / 2**20:.0f} MiB, "
+                    f"exactly once {exact(row)}",
+                    flush=True,
+                )
         engine.dispose()
     return page_rows, walk_check, export_rows, profiles
 
@@ -532,7 +674,8 @@ def page_table(results):
 def export_table(rows):
     lines = [
         "| database | format | members | export rows/s | plain SELECT rows/s | export ÷ SELECT "
-        "| vs ≥ 50k rows/s | worker CPU µs/row | worker RSS before → peak (VmHWM) MiB | exactly once | load client CPU |",
+        "| vs ≥ 50k rows/s | worker CPU µs/row | worker RSS before → peak (VmHWM) MiB "
+        "| exactly once | load client CPU |",
         "|---|---|---:|---:|---:|---:|---|---:|---|---|---:|",
     ]
     for r in rows:
@@ -555,10 +698,15 @@ def memory_verdicts(rows):
         small, big = sized[0], sized[-1]
         added = [(r["rss_peak"] - r["rss_before"]) / 2**20 for r in (small, big)]
         ok = added[1] - added[0] <= FLAT_SLACK / 2**20
-        found.append((f"{key[0]} {key[1]}: the export added {added[0]:.1f} MiB to its worker at {small['size']:,} "
-                      f"members, {added[1]:.1f} MiB at {big['size']:,} ({'flat' if ok else 'GROWS'}; "
-                      f"slack {FLAT_SLACK / 2**20:.0f} MiB); peaks {small['rss_peak'] / 2**20:.1f} and "
-                      f"{big['rss_peak'] / 2**20:.1f} MiB", ok))
+        found.append(
+            (
+                f"{key[0]} {key[1]}: the export added {added[0]:.1f} MiB to its worker at {small['size']:,} "
+                f"members, {added[1]:.1f} MiB at {big['size']:,} ({'flat' if ok else 'GROWS'}; "
+                f"slack {FLAT_SLACK / 2**20:.0f} MiB); peaks {small['rss_peak'] / 2**20:.1f} and "
+                f"{big['rss_peak'] / 2**20:.1f} MiB",
+                ok,
+            )
+        )
     return found
 
 
@@ -574,16 +722,26 @@ def _cpu():
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.split("\n")[0])
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[20_000, 100_000, 200_000],
-                        help="member counts the population grows through; each is exported")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=int,
+        default=[20_000, 100_000, 200_000],
+        help="member counts the population grows through; each is exported",
+    )
     parser.add_argument("--members", type=int, default=100_000, help="the size at which member pages are measured")
     parser.add_argument("--walk-pages", type=int, default=10_000, help="most pages of the cursor walk")
-    parser.add_argument("--random-pages", type=int, default=400, help="random pages one at a time (twice as many concurrently)")
+    parser.add_argument(
+        "--random-pages", type=int, default=400, help="random pages one at a time (twice as many concurrently)"
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="connections of the concurrent page phase")
     parser.add_argument("--phase-seconds", type=float, default=90.0, help="hard limit of one page phase")
     parser.add_argument("--export-seconds", type=float, default=120.0, help="hard limit of one export")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the workers with py-spy during random pages and the largest exports")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the workers with py-spy during random pages and the largest exports",
+    )
     args = parser.parse_args(argv)
     args.sizes = sorted(set(args.sizes) | {args.members})
     return args
@@ -592,9 +750,12 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     print(f"machine: {machine()}")
-    print(f"gunicorn: core/gunicorn_conf.py, 2 workers (gthread), started afresh per measurement; "
-          f"segment {SEGMENT}, sizes {', '.join(f'{s:,}' for s in args.sizes)}; pages of {PAGE_SIZE} at "
-          f"{args.members:,} members", flush=True)
+    print(
+        f"gunicorn: core/gunicorn_conf.py, 2 workers (gthread), started afresh per measurement; "
+        f"segment {SEGMENT}, sizes {', '.join(f'{s:,}' for s in args.sizes)}; pages of {PAGE_SIZE} at "
+        f"{args.members:,} members",
+        flush=True,
+    )
     pages, walks, exports, profiles = [], [], [], []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cohortly-bench-") as workdir:
@@ -604,16 +765,23 @@ def main(argv=None):
             walks.append((kind, walk_check))
             exports += export_rows
             profiles += found
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}; {time.monotonic() - started:.0f} s in all "
-          f"(other work on the machine skews bare figures)\n")
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.1f}; {time.monotonic() - started:.0f} s in all "
+        f"(other work on the machine skews bare figures)\n"
+    )
     print(f"## Member pages ({PAGE_SIZE} a page, {args.members:,} members)\n")
     print(page_table(pages))
     walk_ok = True
     for kind, check in walks:
         ok = check is not None and check["duplicates"] == check["foreign"] == 0 and check["lost"] in (0, None)
         walk_ok = walk_ok and ok
-        verdict = "FAILED" if not ok else "every member exactly once" if check["lost"] == 0 else \
-            "no member twice, none foreign (stopped early: lost members not checked)"
+        verdict = (
+            "FAILED"
+            if not ok
+            else "every member exactly once"
+            if check["lost"] == 0
+            else "no member twice, none foreign (stopped early: lost members not checked)"
+        )
         print(f"\ncursor walk, {kind}: {verdict} {check}")
     print("\n## Exports (streamed, HTTP/1.1 chunked)\n")
     print(export_table(exports))
@@ -625,9 +793,11 @@ def main(argv=None):
         print(f"\nprofile, {name} (share of all worker samples, inclusive):")
         print("\n".join(lines))
     checks = walk_ok and all(not row["bad"] for _, rows in pages for row in rows) and all(exact(r) for r in exports)
-    targets = (all(row["members"][1] <= PAGE_P95_MS for _, rows in pages for row in rows if row["target"])
-               and all(r["rate"] >= EXPORT_ROWS_S for r in exports if r["size"] >= 100_000)
-               and all(ok for _, ok in verdicts))
+    targets = (
+        all(row["members"][1] <= PAGE_P95_MS for _, rows in pages for row in rows if row["target"])
+        and all(r["rate"] >= EXPORT_ROWS_S for r in exports if r["size"] >= 100_000)
+        and all(ok for _, ok in verdicts)
+    )
     print(f"\nchecks: {'hold' if checks else 'FAILED'}; targets: {'met' if targets else 'MISSED (see above)'}")
     return 0 if checks and targets else 1
 

@@ -1,6 +1,7 @@
 """The ceiling the collector is measured against: Flask under the same gunicorn, parsing the same JSON, doing
 nothing else. `gunicorn "bench.ceiling:create_app()"`.
 """
+
 import json
 
 from flask import Flask, jsonify, request

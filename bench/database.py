@@ -1,5 +1,6 @@
 """A fresh, migrated Cohortly database for one bench run, removed afterwards: a SQLite file or a PostgreSQL
 schema of its own (the server and its other schemas are never touched)."""
+
 import contextlib
 import os
 import sqlite3
@@ -10,8 +11,9 @@ from sqlalchemy import text
 
 from core.db import make_engine, upgrade
 
-PG_URL = os.environ.get("COHORTLY_BENCH_PG_URL",
-                        os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+PG_URL = os.environ.get(
+    "COHORTLY_BENCH_PG_URL", os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+)
 
 
 @contextlib.contextmanager

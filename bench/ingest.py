@@ -12,23 +12,24 @@ raised to 10⁹ requests/s so that the token buckets still run but never refuse 
 After the load, every event answered 2xx must be stored exactly once, and nothing else stored.
 Exit status: 0 when every check holds and every target is met, 1 otherwise.
 """
+
 import argparse
-from importlib import metadata
 import os
 import platform
 import statistics
-from collections import Counter
 import sys
 import tempfile
+from collections import Counter
+from importlib import metadata
 
 from sqlalchemy import select
 
 from bench import load, payload, profile
 from bench.database import fresh_database, versions
 from bench.server import Gunicorn
+from core import sites
 from core.db import make_engine
 from core.schema import Event
-from core import sites
 
 TARGETS = {1: 0.50, 20: 0.30}  # collector ÷ ceiling, at this many events per request (issue #7)
 COLLECTOR_ENV = {"COHORTLY_RATE_LIMIT": "1000000000", "COHORTLY_CLIENT_RATE_LIMIT": "1000000000"}
@@ -40,8 +41,16 @@ def measure(server, write_key, prefix, batch, seconds, concurrency, limit=10_000
     bodies = payload.keyed(payload.bodies(prefix, batch, limit), ids_by_key)
     headers = {"Content-Type": "application/json", "Authorization": payload.basic_auth(write_key)}
     cpu_before = server.cpu_seconds()
-    outcome = load.run(server.host, server.port, "/v1/batch", bodies, headers=headers,
-                       concurrency=concurrency, duration=seconds, max_requests=limit)
+    outcome = load.run(
+        server.host,
+        server.port,
+        "/v1/batch",
+        bodies,
+        headers=headers,
+        concurrency=concurrency,
+        duration=seconds,
+        max_requests=limit,
+    )
     outcome.server_cpu = (server.cpu_seconds() - cpu_before) / max(len(outcome.answers), 1)
     return outcome, ids_by_key
 
@@ -73,10 +82,14 @@ def machine():
     except OSError:
         pass
     found = versions()
-    libraries = ", ".join(f"{name} {metadata.version(name)}" for name in ("flask", "gunicorn", "sqlalchemy", "marshmallow", "psycopg"))
-    return (f"nproc {os.cpu_count()}, CPU {model}, Python {platform.python_version()}, "
-            f"SQLite {found['sqlite']}, PostgreSQL {found['postgresql']}; {libraries}; "
-            f"load average {os.getloadavg()[0]:.1f}")
+    libraries = ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("flask", "gunicorn", "sqlalchemy", "marshmallow", "psycopg")
+    )
+    return (
+        f"nproc {os.cpu_count()}, CPU {model}, Python {platform.python_version()}, "
+        f"SQLite {found['sqlite']}, PostgreSQL {found['postgresql']}; {libraries}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def run_database(kind, ceiling, workdir, args):
@@ -84,8 +97,11 @@ def run_database(kind, ceiling, workdir, args):
     rows = []
     with fresh_database(kind, workdir) as url:
         engine = make_engine(url)
-        sites = {(batch, r): sites.create_site(engine, f"bench-{batch}-{r}", [])
-                 for batch in args.batches for r in range(args.rounds)}
+        sites = {
+            (batch, r): sites.create_site(engine, f"bench-{batch}-{r}", [])
+            for batch in args.batches
+            for r in range(args.rounds)
+        }
         warm = sites.create_site(engine, "warm-up", [])
         env = dict(COLLECTOR_ENV, COHORTLY_DATABASE_URL=url)
         with Gunicorn("core.app:create_app()", os.path.join(workdir, f"collector-{kind}.log"), env=env) as collector:
@@ -99,17 +115,22 @@ def run_database(kind, ceiling, workdir, args):
                     order = (ceiling, collector) if r % 2 == 0 else (collector, ceiling)
                     got = {}
                     for server in order:
-                        got[server] = measure(server, site["write_key"], f"{kind}-{batch}-{r}", batch,
-                                              args.seconds, args.concurrency)
+                        got[server] = measure(
+                            server, site["write_key"], f"{kind}-{batch}-{r}", batch, args.seconds, args.concurrency
+                        )
                     outcome, ids_by_key = got[collector]
                     check = verify(engine, site["site_id"], outcome, ids_by_key)
                     rounds.append((got[ceiling][0], outcome, check))
                     if check["not_2xx"]:
                         print(_tail(collector.log_path), file=sys.stderr)
-                    print(f"  {kind:10} batch {batch:>2} round {r + 1}: ceiling {got[ceiling][0].rate():7.0f} req/s "
-                          f"({1000 * got[ceiling][0].server_cpu:.2f} ms CPU/req), collector {outcome.rate():7.0f} req/s "
-                          f"({1000 * outcome.server_cpu:.2f} ms CPU/req), ratio {outcome.rate() / got[ceiling][0].rate():.2f}; "
-                          f"{check}", flush=True)
+                    print(
+                        f"  {kind:10} batch {batch:>2} round {r + 1}: ceiling {got[ceiling][0].rate():7.0f} req/s "
+                        f"({1000 * got[ceiling][0].server_cpu:.2f} ms CPU/req), collector {outcome.rate():7.0f} req/s "
+                        f"({1000 * outcome.server_cpu:.2f} ms CPU/req), "
+                        f"ratio {outcome.rate() / got[ceiling][0].rate():.2f}; "
+                        f"{check}",
+                        flush=True,
+                    )
                 rows.append(summarise(kind, batch, rounds))
                 if args.profile:
                     rows[-1]["profile"] = profile_collector(collector, engine, kind, batch, workdir, args)
@@ -138,11 +159,21 @@ def summarise(kind, batch, rounds):
     ceiling_cpu = statistics.median(c.server_cpu for c, _, _ in rounds)
     collector_cpu = statistics.median(o.server_cpu for _, o, _ in rounds)
     return {
-        "db": kind, "batch": batch, "ceiling_rps": ceiling_rate, "collector_rps": collector_rate,
-        "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-        "target": TARGETS.get(batch), "exact": exact, "stored": sum(c["stored"] for c in checks),
-        "errors": dict(errors), "requests": sum(len(o.answers) for _, o, _ in rounds),
-        "client_cpu": cpu, "ceiling_cpu": ceiling_cpu, "collector_cpu": collector_cpu,
+        "db": kind,
+        "batch": batch,
+        "ceiling_rps": ceiling_rate,
+        "collector_rps": collector_rate,
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "target": TARGETS.get(batch),
+        "exact": exact,
+        "stored": sum(c["stored"] for c in checks),
+        "errors": dict(errors),
+        "requests": sum(len(o.answers) for _, o, _ in rounds),
+        "client_cpu": cpu,
+        "ceiling_cpu": ceiling_cpu,
+        "collector_cpu": collector_cpu,
     }
 
 
@@ -189,16 +220,22 @@ def parse_args(argv):
     parser.add_argument("--warmup", type=float, default=1.5, help="length of the warm-up per server and batch size")
     parser.add_argument("--rounds", type=int, default=5, help="ceiling/collector pairs per batch size")
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections of the load client")
-    parser.add_argument("--profile", action="store_true",
-                        help="after the rounds, sample the collector's workers with py-spy and print where the time goes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the rounds, sample the collector's workers with py-spy and print where the time goes",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     print(f"machine: {machine()}")
-    print(f"load: {args.concurrency} connections, {args.seconds:g} s per measurement, {args.rounds} rounds; "
-          f"gunicorn: core/gunicorn_conf.py, 2 workers; collector env {COLLECTOR_ENV}", flush=True)
+    print(
+        f"load: {args.concurrency} connections, {args.seconds:g} s per measurement, {args.rounds} rounds; "
+        f"gunicorn: core/gunicorn_conf.py, 2 workers; collector env {COLLECTOR_ENV}",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="cohortly-bench-") as workdir:
         with Gunicorn("bench.ceiling:create_app()", os.path.join(workdir, "ceiling.log")) as ceiling:
@@ -211,8 +248,9 @@ def main(argv=None):
         if row.get("profile"):
             print(f"\nprofile, {row['db']}, {row['batch']} events/request (share of all worker samples, inclusive):")
             print("\n".join(row["profile"]))
-    ok = all(row["exact"] and not row["errors"] and (row["target"] is None or row["ratio"] >= row["target"])
-             for row in rows)
+    ok = all(
+        row["exact"] and not row["errors"] and (row["target"] is None or row["ratio"] >= row["target"]) for row in rows
+    )
     return 0 if ok else 1
 
 

@@ -7,6 +7,7 @@ see how much of the machine the load itself took.
 
 Every loop here is bounded: by a request count, by a duration, and by a hard deadline for retries.
 """
+
 import asyncio
 import random
 import resource
@@ -100,7 +101,7 @@ class _Answers(asyncio.Protocol):
         total = end + 4 + int(headers.get("content-length", 0))
         if len(self.buffer) < total:
             return
-        body = bytes(self.buffer[end + 4:total])
+        body = bytes(self.buffer[end + 4 : total])
         del self.buffer[:total]
         self.waiter.set_result((int(lines[0].split(" ", 2)[1]), headers, body))
 
@@ -122,8 +123,24 @@ def build_request(host, port, path, body, headers):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def drive(host, port, path, bodies, *, headers, concurrency, duration, max_requests,
-                retry=False, retry_deadline=60.0, timeout=30.0, max_backoff=1.0, stop=None, abort=None, outcome=None):
+async def drive(
+    host,
+    port,
+    path,
+    bodies,
+    *,
+    headers,
+    concurrency,
+    duration,
+    max_requests,
+    retry=False,
+    retry_deadline=60.0,
+    timeout=30.0,
+    max_backoff=1.0,
+    stop=None,
+    abort=None,
+    outcome=None,
+):
     """Send `bodies` (an iterator of (key, body bytes)) over `concurrency` connections.
 
     New keys are taken until `duration` seconds have passed, `max_requests` keys were taken or the
@@ -163,8 +180,11 @@ async def drive(host, port, path, bodies, *, headers, concurrency, duration, max
                         status, answer_headers = CONNECTION_ERROR, {}
                     outcome.attempts[status] += 1
                     outcome.answers[key] = status
-                    if (not (retry and status in RETRYABLE) or time.monotonic() >= hard_stop
-                            or (abort is not None and abort.is_set())):
+                    if (
+                        not (retry and status in RETRYABLE)
+                        or time.monotonic() >= hard_stop
+                        or (abort is not None and abort.is_set())
+                    ):
                         break
                     wait = min(_retry_after(answer_headers, backoff), max_backoff)
                     await asyncio.sleep(min(wait * random.uniform(0.5, 1.0), max(0.0, hard_stop - time.monotonic())))

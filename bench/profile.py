@@ -3,6 +3,7 @@
 Used by `python -m bench.ingest --profile`; needs the `py-spy` package (in the `test` extra) and the right
 to trace the workers (root, or ptrace_scope 0).
 """
+
 import re
 import shutil
 import subprocess
@@ -33,9 +34,27 @@ def sampling(pid, seconds, out_path, rate=200):
     exe = py_spy()
     if exe is None:
         raise RuntimeError("py-spy is not installed: pip install py-spy")
-    spy = subprocess.Popen([exe, "record", "--pid", str(pid), "--subprocesses", "--rate", str(rate),
-                            "--duration", str(int(seconds)), "--format", "raw", "--output", out_path, "--nonblocking", "--gil"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = subprocess.Popen(
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--rate",
+            str(rate),
+            "--duration",
+            str(int(seconds)),
+            "--format",
+            "raw",
+            "--output",
+            out_path,
+            "--nonblocking",
+            "--gil",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield
     finally:

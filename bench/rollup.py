@@ -11,6 +11,7 @@ Each rollup runs `run_rollup` (what `cohortly rollup` runs) in a child process, 
 Exits 1 when the incremental rollup reads more events than were added (its cost must follow the new
 events, not the stored ones) or folds a different number.
 """
+
 import argparse
 import csv
 import json
@@ -24,12 +25,23 @@ import time
 from sqlalchemy import text
 
 from bench.database import bulk_load, fresh_database, versions
-from core.db import make_engine
 from core import sites
+from core.db import make_engine
 
 T0 = 1_767_614_400_000  # 2026-01-05 12:00 UTC
-COLUMNS = ("site_id", "message_id", "type", "event", "anonymous_id", "user_id", "properties", "traits",
-           "is_bot", "timestamp", "received_at")
+COLUMNS = (
+    "site_id",
+    "message_id",
+    "type",
+    "event",
+    "anonymous_id",
+    "user_id",
+    "properties",
+    "traits",
+    "is_bot",
+    "timestamp",
+    "received_at",
+)
 FLOOR = """
 SELECT coalesce(user_id, anonymous_id) AS who, event, count(*), min(timestamp), max(timestamp)
 FROM events WHERE site_id = :site GROUP BY coalesce(user_id, anonymous_id), event
@@ -66,8 +78,18 @@ def traffic(count, start_index, seed, identify=True):
     (by design), which would blur what this bench shows."""
     rng = random.Random(seed)
     visitors = max(10, count // 10)
-    products = [json.dumps({"product_id": f"p{n}", "name": f"Product {n}", "category": f"c{n % 20}",
-                            "price": 5 + n % 90, "quantity": 1 + n % 3}) for n in range(500)]
+    products = [
+        json.dumps(
+            {
+                "product_id": f"p{n}",
+                "name": f"Product {n}",
+                "category": f"c{n % 20}",
+                "price": 5 + n % 90,
+                "quantity": 1 + n % 3,
+            }
+        )
+        for n in range(500)
+    ]
     orders = [json.dumps({"revenue": 10 + n}) for n in range(200)]
     rows = []
     for n in range(start_index, start_index + count):
@@ -129,8 +151,9 @@ def duckdb_reference(rows, workdir):
 
 def rollup_process(url, now):
     """Roll up in a child process: (summary dict, seconds, peak RSS in MiB, RSS in MiB before the rollup)."""
-    child = subprocess.Popen([sys.executable, "-m", "bench.rollup", "--child", url, str(now)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.rollup", "--child", url, str(now)], stdout=subprocess.PIPE, text=True
+    )
     output, _ = child.communicate()
     if child.returncode != 0:
         raise SystemExit(f"the rollup failed: {output}")
@@ -152,8 +175,11 @@ def child(url, now):
     before = memory("VmRSS")
     (summary,), seconds = timed(lambda: run_rollup(engine, now=now))
     engine.dispose()
-    print(json.dumps({"summary": summary.as_dict(), "seconds": seconds, "rss_before_mib": before,
-                      "peak_mib": memory("VmHWM")}))
+    print(
+        json.dumps(
+            {"summary": summary.as_dict(), "seconds": seconds, "rss_before_mib": before, "peak_mib": memory("VmHWM")}
+        )
+    )
     return 0
 
 
@@ -176,9 +202,18 @@ def bench(kind, rows, workdir, reference):
         more, more_seconds, more_mib, _ = rollup_process(url, now + 60_000)
         engine.dispose()
     return {
-        "db": kind, "events": events, "floor_s": floor_seconds, "full_s": full_seconds, "full": full,
-        "full_mib": full_mib, "added": added, "more_s": more_seconds, "more": more, "more_mib": more_mib,
-        "reference_s": reference, "base_mib": base_mib,
+        "db": kind,
+        "events": events,
+        "floor_s": floor_seconds,
+        "full_s": full_seconds,
+        "full": full,
+        "full_mib": full_mib,
+        "added": added,
+        "more_s": more_seconds,
+        "more": more,
+        "more_mib": more_mib,
+        "reference_s": reference,
+        "base_mib": base_mib,
     }
 
 
@@ -198,8 +233,10 @@ def main(argv=None):
         rows = traffic(args.events, 0, seed=1)  # the same rows for DuckDB and each database
         reference, profiles = duckdb_reference(rows, workdir)
         print(f"DuckDB reference: {reference:.2f} s for {args.events:,} events, {profiles:,} profiles\n")
-        print("| db | full rollup | ÷ DuckDB | peak RSS | events/s | profiles judged | floor (GROUP BY) "
-              "| incremental | ÷ DuckDB full | peak RSS | events read |")
+        print(
+            "| db | full rollup | ÷ DuckDB | peak RSS | events/s | profiles judged | floor (GROUP BY) "
+            "| incremental | ÷ DuckDB full | peak RSS | events read |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         notes = []
         for kind in args.db.split(","):

@@ -1,4 +1,5 @@
 """A real gunicorn, started with the collector's own gunicorn settings, for any app of this repository."""
+
 import os
 import signal
 import socket
@@ -31,12 +32,15 @@ class Gunicorn:
         self.process = None
 
     def start(self, timeout=30.0):
-        env = dict(os.environ, COHORTLY_BIND=f"{self.host}:{self.port}", COHORTLY_WORKERS=str(self.workers),
-                   **self.env)
+        env = dict(os.environ, COHORTLY_BIND=f"{self.host}:{self.port}", COHORTLY_WORKERS=str(self.workers), **self.env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, self.app],
-                env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while not self._healthy():

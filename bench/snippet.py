@@ -6,6 +6,7 @@ The other trackers are not downloaded: their sizes are the figures quoted in iss
 `brotli` package (in the `test` extra); without it only gzip is printed. Exit status 1 when c.js is over
 its budget (1,536 bytes gzip, as js-snippet/build.mjs checks).
 """
+
 import gzip
 import os
 import sys
@@ -37,9 +38,11 @@ def sizes(path=SNIPPET):
 
 def main():
     raw, gzipped, brotli_size = sizes()
-    print(f"{os.path.relpath(SNIPPET, ROOT)}: {raw:,} B raw, {gzipped:,} B gzip"
-          + (f", {brotli_size:,} B brotli" if brotli_size is not None else " (brotli: install the `brotli` package)")
-          + f"; budget {BUDGET_GZIP:,} B gzip")
+    print(
+        f"{os.path.relpath(SNIPPET, ROOT)}: {raw:,} B raw, {gzipped:,} B gzip"
+        + (f", {brotli_size:,} B brotli" if brotli_size is not None else " (brotli: install the `brotli` package)")
+        + f"; budget {BUDGET_GZIP:,} B gzip"
+    )
     print()
     print("| tracker | gzip bytes | source | Cohortly c.js (gzip) as a share of it |")
     print("|---|---:|---|---:|")

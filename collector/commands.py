@@ -1,4 +1,5 @@
 """Ingestion's commands, added to `cohortly` by `register(group)`."""
+
 import json
 
 import click
@@ -15,7 +16,11 @@ def bad_rows(site, limit):
     engine = engine_of_command()
     found = find_site_or_fail(engine, site)
     for row in store.recent_bad_rows(engine, found["id"], limit):
-        click.echo(json.dumps({"id": row["id"], "received_at": row["received_at"], "reason": row["reason"], "payload": row["payload"]}))
+        click.echo(
+            json.dumps(
+                {"id": row["id"], "received_at": row["received_at"], "reason": row["reason"], "payload": row["payload"]}
+            )
+        )
 
 
 def register(group):

@@ -1,11 +1,13 @@
 """Pure enrichment of validated messages into event rows: skew, user agent, IP, UTM; and the bounds on
 times and amounts a row may hold."""
+
 import ipaddress
 import uuid
 from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
 
 from user_agents import parse as parse_ua
+
 from core.times import to_ms
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
@@ -41,17 +43,27 @@ def event_time(message, sent_at_ms, received_at_ms):
     for name in TIME_FIELDS:
         moment = message.get(name)
         if moment is not None and not EARLIEST_MS <= to_ms(moment) < LATEST_MS:
-            raise Refused("invalid_timestamp", f"`{name}` must lie between 2000-01-01 and 2100-01-01 (UTC).",
-                          {name: ["Out of range."]})
+            raise Refused(
+                "invalid_timestamp",
+                f"`{name}` must lie between 2000-01-01 and 2100-01-01 (UTC).",
+                {name: ["Out of range."]},
+            )
     moment = message.get("timestamp") or message.get("originalTimestamp")
     sent_at = message.get("sentAt")
     if sent_at is None and sent_at_ms is not None and not EARLIEST_MS <= sent_at_ms < LATEST_MS:
-        raise Refused("invalid_timestamp", "The batch's `sentAt` must lie between 2000-01-01 and 2100-01-01 (UTC).",
-                      {"sentAt": ["Out of range."]})
+        raise Refused(
+            "invalid_timestamp",
+            "The batch's `sentAt` must lie between 2000-01-01 and 2100-01-01 (UTC).",
+            {"sentAt": ["Out of range."]},
+        )
     at = correct_skew(to_ms(moment) if moment else None, to_ms(sent_at) if sent_at else sent_at_ms, received_at_ms)
     if at < EARLIEST_MS:
-        raise Refused("invalid_timestamp", "Corrected for the client's clock (`receivedAt - (sentAt - timestamp)`), "
-                      "the event time falls before 2000-01-01.", {"timestamp": ["Out of range after skew correction."]})
+        raise Refused(
+            "invalid_timestamp",
+            "Corrected for the client's clock (`receivedAt - (sentAt - timestamp)`), "
+            "the event time falls before 2000-01-01.",
+            {"timestamp": ["Out of range after skew correction."]},
+        )
     return at
 
 
@@ -71,12 +83,18 @@ def _check_item(item, where):
     for key in AMOUNT_KEYS.intersection(item):
         value = item[key]
         if type(value) in (int, float) and not -MAX_AMOUNT <= value <= MAX_AMOUNT:
-            raise Refused("out_of_range", f"`{where}.{key}` must be a number from -{MAX_AMOUNT:,} to {MAX_AMOUNT:,}.",
-                          {f"{where}.{key}": ["Out of range."]})
+            raise Refused(
+                "out_of_range",
+                f"`{where}.{key}` must be a number from -{MAX_AMOUNT:,} to {MAX_AMOUNT:,}.",
+                {f"{where}.{key}": ["Out of range."]},
+            )
     value = item.get("quantity")
     if type(value) in (int, float) and not 0 <= value <= MAX_QUANTITY:
-        raise Refused("out_of_range", f"`{where}.quantity` must be a number from 0 to {MAX_QUANTITY:,}.",
-                      {f"{where}.quantity": ["Out of range."]})
+        raise Refused(
+            "out_of_range",
+            f"`{where}.quantity` must be a number from 0 to {MAX_QUANTITY:,}.",
+            {f"{where}.quantity": ["Out of range."]},
+        )
 
 
 def correct_skew(timestamp_ms, sent_at_ms, received_at_ms):
@@ -178,9 +196,7 @@ def build_row(message, site_id, received_at_ms, sent_at_ms, request_ip, request_
 
     user_agent = context.pop("userAgent", None)
     context_ip = context.pop("ip", None)
-    browser, os_name, device, is_bot = describe_user_agent(
-        user_agent if isinstance(user_agent, str) else request_ua
-    )
+    browser, os_name, device, is_bot = describe_user_agent(user_agent if isinstance(user_agent, str) else request_ua)
     url = page_field("url")
     row = {
         "site_id": site_id,

@@ -10,6 +10,7 @@ of its anonymousId: userId and previousId removed, traits (and `context.traits`)
 nothing and changes no profile; one without an anonymousId is rejected. The hash itself is never stored.
 Pure: no Flask, no SQL.
 """
+
 import hashlib
 import hmac
 
@@ -46,8 +47,13 @@ def verify(message, site):
     if hash_matches(site.get("identity_secret"), user_id, claimed):
         return True
     if not message.get("anonymousId"):
-        raise APIError(400, "unverified_user", "This site verifies user ids: send `context.userHash`, the hex "
-                       "HMAC-SHA256 of the userId under the site's identity secret.", {HASH_FIELD: ["Missing or wrong."]})
+        raise APIError(
+            400,
+            "unverified_user",
+            "This site verifies user ids: send `context.userHash`, the hex "
+            "HMAC-SHA256 of the userId under the site's identity secret.",
+            {HASH_FIELD: ["Missing or wrong."]},
+        )
     for key in ("userId", "previousId", "traits"):
         message.pop(key, None)
     context = message.get("context")

@@ -5,7 +5,8 @@ the same checks inline (~5 µs). It only ever says yes: a message it does not po
 `schemas.load_message`, which gives the verdict and the error messages. A property test holds the two to
 the same verdicts and the same loaded values.
 """
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 
 from collector.schemas import ID_LENGTH, TYPES, load_message
 
@@ -58,7 +59,7 @@ def _moment(value):
     except ValueError:
         return _NO
     if moment.utcoffset() is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment
 
 
@@ -68,13 +69,28 @@ def _raw(value):
 
 #: The fields of `schemas.MessageSchema` by their JSON name, each with its check (a test keeps them equal).
 CHECKS = {
-    "messageId": _id, "userId": _id, "anonymousId": _id, "previousId": _id, "groupId": _id, "rudderId": _id,
-    "event": _text(ID_LENGTH), "name": _text(ID_LENGTH), "category": _text(ID_LENGTH), "channel": _text(50),
+    "messageId": _id,
+    "userId": _id,
+    "anonymousId": _id,
+    "previousId": _id,
+    "groupId": _id,
+    "rudderId": _id,
+    "event": _text(ID_LENGTH),
+    "name": _text(ID_LENGTH),
+    "category": _text(ID_LENGTH),
+    "channel": _text(50),
     "writeKey": _string,
-    "properties": _mapping, "traits": _mapping, "context": _mapping, "integrations": _mapping,
-    "options": _mapping, "_metadata": _mapping,
-    "timestamp": _moment, "originalTimestamp": _moment, "sentAt": _moment,
-    "receivedAt": _raw, "version": _raw,
+    "properties": _mapping,
+    "traits": _mapping,
+    "context": _mapping,
+    "integrations": _mapping,
+    "options": _mapping,
+    "_metadata": _mapping,
+    "timestamp": _moment,
+    "originalTimestamp": _moment,
+    "sentAt": _moment,
+    "receivedAt": _raw,
+    "version": _raw,
 }
 _REQUIRED = {"alias": ("previousId", "userId"), "track": ("event",), "group": ("groupId",)}
 

@@ -4,7 +4,8 @@ Kept lean on purpose: types and limits per field; `properties`, `traits` and
 `context` are plain dicts whose size the 32 KB message limit bounds.
 `messages.quick_load` accepts the common valid message without marshmallow, exactly as these schemas would.
 """
-from datetime import timezone
+
+from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -55,9 +56,9 @@ class MessageSchema(Schema):
     traits = fields.Dict(allow_none=True)
     context = fields.Dict(allow_none=True)
     integrations = fields.Dict(allow_none=True)
-    timestamp = fields.AwareDateTime(default_timezone=timezone.utc, allow_none=True)
-    originalTimestamp = fields.AwareDateTime(default_timezone=timezone.utc, allow_none=True)
-    sentAt = fields.AwareDateTime(default_timezone=timezone.utc, allow_none=True)
+    timestamp = fields.AwareDateTime(default_timezone=UTC, allow_none=True)
+    originalTimestamp = fields.AwareDateTime(default_timezone=UTC, allow_none=True)
+    sentAt = fields.AwareDateTime(default_timezone=UTC, allow_none=True)
     receivedAt = fields.Raw(allow_none=True)
     # Sent by SDKs and ignored here.
     writeKey = fields.String(allow_none=True)
@@ -90,7 +91,7 @@ class BatchSchema(Schema):
         unknown = RAISE
 
     batch = fields.List(fields.Raw(), required=True)
-    sentAt = fields.AwareDateTime(default_timezone=timezone.utc, allow_none=True)
+    sentAt = fields.AwareDateTime(default_timezone=UTC, allow_none=True)
     timestamp = fields.Raw(allow_none=True)
     writeKey = fields.String(allow_none=True)
     context = fields.Dict(allow_none=True)

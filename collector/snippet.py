@@ -1,4 +1,5 @@
 """Serves the built tracker at `/c.js` and at the neutral path `SNIPPET_PATH` (for first-party proxying)."""
+
 import hashlib
 import os
 import re
@@ -53,8 +54,10 @@ def init_app(app):
 def check_path(app, path):
     """SettingError unless `path` is a plain absolute path that no route of `app` answers yet."""
     if not isinstance(path, str) or not PLAIN_PATH.fullmatch(path):
-        raise SettingError(f"COHORTLY_SNIPPET_PATH must be a plain path such as /assets/site.js (a leading /, "
-                           f"letters, digits and -._~ between slashes), not {path!r}.")
+        raise SettingError(
+            f"COHORTLY_SNIPPET_PATH must be a plain path such as /assets/site.js (a leading /, "
+            f"letters, digits and -._~ between slashes), not {path!r}."
+        )
     try:
         app.url_map.bind("localhost").match(path, method="GET")
     except NotFound:

@@ -1,10 +1,11 @@
 """All SQL of ingestion: event and bad-row inserts, bad-row reads, event counts (sites and keys: `core.sites`)."""
+
 import json
 
 from sqlalchemy import delete, func, insert, select
 
-from core.sql import insert_rows_ignoring_duplicates, one_statement
 from core.schema import BadRow, DashboardSession, Event, Site
+from core.sql import insert_rows_ignoring_duplicates, one_statement
 
 events = Event.__table__
 bad_rows = BadRow.__table__
@@ -47,11 +48,7 @@ def _payload(raw):
 
 def _prune_bad_rows(conn, site_id, keep):
     cutoff = conn.scalar(
-        select(bad_rows.c.id)
-        .where(bad_rows.c.site_id == site_id)
-        .order_by(bad_rows.c.id.desc())
-        .offset(keep)
-        .limit(1)
+        select(bad_rows.c.id).where(bad_rows.c.site_id == site_id).order_by(bad_rows.c.id.desc()).offset(keep).limit(1)
     )
     if cutoff is not None:
         conn.execute(delete(bad_rows).where(bad_rows.c.site_id == site_id, bad_rows.c.id <= cutoff))
@@ -73,5 +70,3 @@ def count_events(engine, site_id=None):
         stmt = stmt.where(events.c.site_id == site_id)
     with engine.connect() as conn:
         return conn.scalar(stmt)
-
-

@@ -1,6 +1,7 @@
 """The Segment HTTP Tracking API: /v1/batch, /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/alias, /v1/group,
 the short paths Segment's analytics.js posts to (/v1/b, /v1/t, /v1/p, /v1/s, /v1/i, /v1/a, /v1/g), and
 /beacon/v1/batch, where RudderStack's JavaScript SDK sends its beacons."""
+
 import json
 import re
 import zlib
@@ -142,8 +143,12 @@ def _ingest(site, messages, sent_at_ms, context, integrations, shared_bytes=0):
             message, size = _validate(raw, config["MAX_MESSAGE_BYTES"], shared_bytes)
             if size > left:
                 left = -1  # the first message over the budget ends it: the ones after it are refused too
-                raise APIError(413, "request_too_large", f"A request may store at most {budget} bytes of messages, "
-                               "counting the batch's context and integrations in each; send the rest in another request.")
+                raise APIError(
+                    413,
+                    "request_too_large",
+                    f"A request may store at most {budget} bytes of messages, "
+                    "counting the batch's context and integrations in each; send the rest in another request.",
+                )
             merge_envelope(message, context, integrations)
             verified = identity.verify(message, site)
             row = build_row(message, site["id"], received_at, sent_at_ms, request_ip, request_ua, store_ip)
@@ -170,7 +175,9 @@ def _validate(raw, max_bytes, shared_bytes=0):
     size += shared_bytes
     if size > max_bytes:
         shared = " with the batch's context and integrations" if shared_bytes else ""
-        raise APIError(413, "message_too_large", f"A message may be at most {max_bytes} bytes{shared}; this one is {size}.")
+        raise APIError(
+            413, "message_too_large", f"A message may be at most {max_bytes} bytes{shared}; this one is {size}."
+        )
     _check_depth(raw, openers, "too_deep", "The message")
     try:
         return messages.load(raw), size
@@ -186,7 +193,9 @@ def _checked_size(value, code, what, deep_code=None):
     except ValueError:
         raise APIError(400, code, f"{what} holds NaN or Infinity, which JSON does not allow.") from None
     except RecursionError:
-        raise APIError(400, deep_code or code, f"{what} nests objects or arrays more than {MAX_DEPTH} levels deep.") from None
+        raise APIError(
+            400, deep_code or code, f"{what} nests objects or arrays more than {MAX_DEPTH} levels deep."
+        ) from None
     # The substring test is ~100 times cheaper than the regex, which only tells a NUL from its spelling.
     if "\\u0000" in text and NUL.search(text):
         raise APIError(400, code, f"{what} holds a NUL character.")
@@ -206,8 +215,12 @@ def _check_depth(value, openers, code, what):
         return
     for key, field in value.items():
         if _deeper_than(field, MAX_DEPTH):
-            raise APIError(400, code, f"{what} nests objects or arrays more than {MAX_DEPTH} levels deep.",
-                           {key: [f"Nested more than {MAX_DEPTH} levels deep."]})
+            raise APIError(
+                400,
+                code,
+                f"{what} nests objects or arrays more than {MAX_DEPTH} levels deep.",
+                {key: [f"Nested more than {MAX_DEPTH} levels deep."]},
+            )
 
 
 def _deeper_than(value, limit):
@@ -243,8 +256,11 @@ def _read_json():
     except ValueError as err:
         raise APIError(400, "invalid_json", f"The body is not valid JSON: {err}.") from None
     except RecursionError:
-        raise APIError(400, "invalid_json", f"The body nests objects or arrays too deeply (at most {MAX_DEPTH} levels "
-                       "in a message's fields).") from None
+        raise APIError(
+            400,
+            "invalid_json",
+            f"The body nests objects or arrays too deeply (at most {MAX_DEPTH} levels in a message's fields).",
+        ) from None
     if not isinstance(body, dict):
         raise APIError(400, "invalid_json", "The body must be a JSON object.")
     return body

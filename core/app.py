@@ -3,6 +3,7 @@
 The domains plug in by name (`DOMAINS`), each with an `init_app(app)`: core never imports them, they import
 core. The collector comes last because its neutral snippet path must not shadow any other route.
 """
+
 import importlib
 
 from flask import Flask
@@ -25,7 +26,9 @@ def create_app(test_config=None):
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_REQUEST_BYTES"]
     app.json.sort_keys = False
     if app.config["TRUSTED_PROXIES"]:
-        proxies = int(app.config["TRUSTED_PROXIES"])  # X-Forwarded-Proto too: the dashboard's cookies are Secure on https
+        proxies = int(
+            app.config["TRUSTED_PROXIES"]
+        )  # X-Forwarded-Proto too: the dashboard's cookies are Secure on https
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     db.init_app(app)
     errors.init_app(app)

@@ -1,5 +1,6 @@
 """Who is asking: a site's public write key (tracking, a visitor's own segments) or its secret API key (the
 segment API and webhooks). Both end in the site as a dict, or in an APIError."""
+
 import base64
 import time
 
@@ -16,7 +17,11 @@ def authenticate(body):
     limits; a browser's Origin must be one of the site's."""
     key = _write_key(body)
     if not key:
-        raise APIError(401, "missing_write_key", "Send the write key as the Basic auth user name, `writeKey` in the body or `?writeKey=`.")
+        raise APIError(
+            401,
+            "missing_write_key",
+            "Send the write key as the Basic auth user name, `writeKey` in the body or `?writeKey=`.",
+        )
     site = _site_for(key)
     if site is None:
         raise APIError(401, "invalid_write_key", "Unknown write key.")
@@ -32,7 +37,9 @@ def authenticate(body):
         raise APIError(429, "rate_limited", "Too many requests from this client.", headers={"Retry-After": retry_after})
     if not extensions["cohortly_rate_limiter"].allow(key):
         retry_after = str(current_app.config["RETRY_AFTER"])
-        raise APIError(429, "rate_limited", "Too many requests for this write key.", headers={"Retry-After": retry_after})
+        raise APIError(
+            429, "rate_limited", "Too many requests for this write key.", headers={"Retry-After": retry_after}
+        )
     return site
 
 
@@ -99,5 +106,7 @@ def init_app(app):
     """Per-worker state of write-key authentication: the rate limiters and the site cache."""
     config = app.config
     app.extensions["cohortly_rate_limiter"] = RateLimiter(config["RATE_LIMIT"], config["RATE_BURST"])
-    app.extensions["cohortly_client_rate_limiter"] = RateLimiter(config["CLIENT_RATE_LIMIT"], config["CLIENT_RATE_BURST"])
+    app.extensions["cohortly_client_rate_limiter"] = RateLimiter(
+        config["CLIENT_RATE_LIMIT"], config["CLIENT_RATE_BURST"]
+    )
     app.extensions["cohortly_site_cache"] = {}

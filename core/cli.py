@@ -1,5 +1,6 @@
 """The `cohortly` command group: the database, sites and keys, `serve`; each domain adds its own commands.
 A thin shell over the library."""
+
 import importlib
 import json
 import os
@@ -70,7 +71,12 @@ def sites_group():
 
 @sites_group.command("create")
 @click.argument("name")
-@click.option("--origin", "origins", multiple=True, help="An origin allowed to send from browsers, e.g. https://shop.example (repeatable; * allows any).")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    help="An origin allowed to send from browsers, e.g. https://shop.example (repeatable; * allows any).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sites_create(name, origins, as_json):
     """Create a site and print its id, write key and API key (shown only once).
@@ -105,7 +111,12 @@ def sites_list(as_json):
 
 @sites_group.command("rotate-key")
 @click.argument("site")
-@click.option("--write-key", "write_key", is_flag=True, help="Also replace the public write key (then update the snippet and SDKs).")
+@click.option(
+    "--write-key",
+    "write_key",
+    is_flag=True,
+    help="Also replace the public write key (then update the snippet and SDKs).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sites_rotate_key(site, write_key, as_json):
     """Give SITE (a name or id) a new API key, printed once; the old key and every dashboard session of the

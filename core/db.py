@@ -1,4 +1,5 @@
 """The database engine of an app, its SQLite settings and schema migrations."""
+
 import os
 
 from alembic import command

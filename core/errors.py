@@ -1,7 +1,8 @@
 """The one JSON error shape of every API response, and the handlers that produce it.
 
-    {"error": {"code": "invalid_payload", "message": "...", "fields": {...}}}
+{"error": {"code": "invalid_payload", "message": "...", "fields": {...}}}
 """
+
 from flask import current_app, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException

@@ -4,6 +4,7 @@ The worker is gthread with a deadline on reading each request (core/worker.py): 
 its request holds one thread for at most READ_TIMEOUT seconds. Threads cost little while they wait, so each
 worker has 64: up to workers × 64 slow clients at once leave the others answered at once; past that, new
 requests wait until the slow ones time out (README: "Slow clients")."""
+
 import multiprocessing
 import os
 

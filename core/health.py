@@ -1,8 +1,9 @@
 """`GET /healthz`: 200 when the database answers, 503 otherwise."""
+
 from flask import Blueprint, jsonify
 
-from core.db import get_engine
 from core import sites
+from core.db import get_engine
 
 bp = Blueprint("health", __name__)
 

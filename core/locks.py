@@ -1,4 +1,5 @@
 """Locks that differ between SQLite and PostgreSQL: safe id watermarks, ordered ids, the rollup lock of a site."""
+
 import fcntl
 import os
 from contextlib import contextmanager

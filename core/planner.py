@@ -1,4 +1,5 @@
 """Planner statistics and hints: ANALYZE of stored and scratch tables, no JIT for short rollup statements."""
+
 from sqlalchemy import text
 
 

@@ -1,4 +1,5 @@
 """Token buckets kept in each worker's memory: per write key, and per client of a write key."""
+
 import ipaddress
 import threading
 import time

@@ -8,6 +8,7 @@ the same on SQLite and PostgreSQL; money is in integer cents so that sums commut
 by `profile_id`: `u:<userId>` for identified people, `a:<anonymousId>` for anonymous ones (an anonymous id
 linked to a user id folds into `u:<userId>`).
 """
+
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
@@ -108,6 +109,7 @@ class DashboardSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+
 
 PROFILE_ID = String(210)
 FK_SITE = "sites.id"

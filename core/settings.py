@@ -1,4 +1,5 @@
 """Default settings. Each can be set by an environment variable `COHORTLY_<NAME>`."""
+
 #: name -> (default, help). The README's settings table is checked against this.
 SETTINGS = {
     "DATABASE_URL": (None, "SQLAlchemy URL; default: a SQLite file `cohortly.db` in the instance folder"),
@@ -8,7 +9,10 @@ SETTINGS = {
     "MAX_BATCH_MESSAGES": (2500, "Most messages in one /v1/batch request"),
     "RATE_LIMIT": (1000, "Requests per second per write key and worker (token bucket); 0 turns it off"),
     "RATE_BURST": (2000, "Requests a write key may send at once before RATE_LIMIT applies"),
-    "CLIENT_RATE_LIMIT": (100, "Requests per second per client (IPv4 address or IPv6 /64) and write key, per worker; 0 turns it off"),
+    "CLIENT_RATE_LIMIT": (
+        100,
+        "Requests per second per client (IPv4 address or IPv6 /64) and write key, per worker; 0 turns it off",
+    ),
     "CLIENT_RATE_BURST": (200, "Requests one client may send at once before CLIENT_RATE_LIMIT applies"),
     "RETRY_AFTER": (5, "Seconds a client is told to wait after a 429 or 503"),
     "TRUSTED_PROXIES": (0, "How many reverse proxies set X-Forwarded-For in front of the collector"),
@@ -16,10 +20,20 @@ SETTINGS = {
     "SNIPPET_PATH": (None, "A second, neutral path the tracker is served at, e.g. /assets/site.js"),
     "STALE_AFTER": (3600, "Seconds after the last rollup when the API calls a segment stale"),
     "BAD_ROWS_KEEP": (10000, "Bad rows kept per site; older ones are dropped"),
-    "WEBHOOK_ALLOW_NETWORKS": (None, "Comma-separated networks webhooks may reach though not public, e.g. "
-                                     "127.0.0.0/8 for a receiver on this host; default: public addresses only"),
-    "DASHBOARD_SESSION_SECONDS": (8 * 3600, "How long a dashboard sign-in lasts (signing out or `cohortly sites rotate-key` ends it sooner)"),
-    "READ_TIMEOUT": (15, "Seconds a client of `cohortly serve` has to send a whole request (headers and body); slower ones are disconnected"),
+    "WEBHOOK_ALLOW_NETWORKS": (
+        None,
+        "Comma-separated networks webhooks may reach though not public, e.g. "
+        "127.0.0.0/8 for a receiver on this host; default: public addresses only",
+    ),
+    "DASHBOARD_SESSION_SECONDS": (
+        8 * 3600,
+        "How long a dashboard sign-in lasts (signing out or `cohortly sites rotate-key` ends it sooner)",
+    ),
+    "READ_TIMEOUT": (
+        15,
+        "Seconds a client of `cohortly serve` has to send a whole request (headers and body); "
+        "slower ones are disconnected",
+    ),
 }
 
 
@@ -30,4 +44,3 @@ class SettingError(ValueError):
 def defaults():
     """The default configuration as a dict for `app.config`."""
     return {name: default for name, (default, _help) in SETTINGS.items()}
-

@@ -3,6 +3,7 @@
 A site's public write key is stored as is (it sits in every visitor's browser); its secret API key only as a
 SHA-256.
 """
+
 import hashlib
 import secrets
 

@@ -1,5 +1,6 @@
 """SQL expressions and statements that differ between SQLite and PostgreSQL (locks: `core.locks`; planner
 statistics and hints: `core.planner`)."""
+
 import json
 from contextlib import contextmanager
 from functools import lru_cache
@@ -26,13 +27,15 @@ def insert_rows_ignoring_duplicates(conn, table, rows, index_elements):
     """
     names = tuple(rows[0])
     json_columns = [isinstance(table.c[name].type, JSON) for name in names]
-    columns = [[json.dumps(row[name]) if is_json else row[name] for row in rows]
-               for name, is_json in zip(names, json_columns)]
+    columns = [
+        [json.dumps(row[name]) if is_json else row[name] for row in rows]
+        for name, is_json in zip(names, json_columns, strict=True)
+    ]
     single = len(rows) == 1
     sql = _insert_sql(conn.dialect, table, names, tuple(index_elements), single)
     if conn.dialect.name == "postgresql":
         return conn.exec_driver_sql(sql, tuple(column[0] for column in columns) if single else tuple(columns)).rowcount
-    return conn.exec_driver_sql(sql, list(zip(*columns))).rowcount
+    return conn.exec_driver_sql(sql, list(zip(*columns, strict=True))).rowcount
 
 
 @lru_cache(maxsize=64)
@@ -44,7 +47,9 @@ def _insert_sql(dialect, table, names, index_elements, single):
     if postgres and not single:
         # Arrays go in binary (%b): psycopg's text format escapes every element in Python.
         arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=dialect)}[]" for name in names)
-        return f'INSERT INTO "{table.name}" ({quoted}) SELECT * FROM unnest({arrays}) ON CONFLICT ({conflict}) DO NOTHING'
+        return (
+            f'INSERT INTO "{table.name}" ({quoted}) SELECT * FROM unnest({arrays}) ON CONFLICT ({conflict}) DO NOTHING'
+        )
     marks = ", ".join(["%s" if postgres else "?"] * len(names))
     return f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks}) ON CONFLICT ({conflict}) DO NOTHING'
 
@@ -60,16 +65,6 @@ def one_statement(engine):
         return
     with engine.begin() as conn:
         yield conn
-
-
-def upsert(conn, table, index_elements, update_columns):
-    """INSERT ... ON CONFLICT (index_elements) DO UPDATE SET the given columns from the new row."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=index_elements,
-        set_={name: stmt.excluded[name] for name in update_columns},
-    )
 
 
 # --- Used by the segmenter's rollup. ---------------------------------------------------

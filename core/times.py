@@ -4,10 +4,11 @@ Old databases and direct inserts may hold any BIGINT as an event time (ingestion
 Rendering never fails: a time outside what ISO 8601 years 0001..9999 can show is shown as the
 nearest end of that range, and the rollup folds every event time clamped to the same range.
 """
-import time
-from datetime import datetime, timedelta, timezone
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+import time
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the range of times that render.
 TIME_MIN_MS = -62_135_596_800_000
 TIME_MAX_MS = 253_402_300_799_999

@@ -9,8 +9,8 @@ connection quietly); a body the app is reading raises werkzeug's RequestTimeout,
 the one error shape, never acting on a truncated body; then the connection is closed. Sending the
 answer is not bounded here (a slow reader of a big export is a legitimate client).
 """
+
 import os
-import socket
 import time
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -47,7 +47,7 @@ class DeadlineSocket:
         self._sock.settimeout(remaining if self._timeout is None else min(remaining, self._timeout))
         try:
             return self._sock.recv(size, *flags)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             if time.monotonic() >= self.deadline:
                 return self._too_late()
             raise  # gunicorn's own, shorter timeout (a bounded drain): its caller handles it

@@ -1,5 +1,6 @@
 """`cohortly demo`: the collector, scheduled rollups and the demo shop on one machine, optionally with
 synthetic visitors, so that every segment fills within a minute."""
+
 import json
 import os
 import signal
@@ -11,8 +12,8 @@ import urllib.request
 import click
 from marshmallow import ValidationError
 
-from core.app import create_app
 from core import db, sites
+from core.app import create_app
 from demo.simulate import plan_visitors, send_visitors
 from segmenter.reads.catalog import configure_site
 
@@ -57,14 +58,28 @@ def wait_healthy(url, process, timeout=60):
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--simulate", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Send this many synthetic visitors first (through the HTTP API, backdated).")
-@click.option("--rollup-every", default=10.0, show_default=True, type=click.FloatRange(min=0.5),
-              help="Seconds between rollups.")
-@click.option("--abandon-after", default="1m", show_default=True, metavar="DURATION",
-              help="How long after a cart add or checkout start a visitor counts as an abandoner.")
-@click.option("--keys-file", type=click.Path(dir_okay=False), help="Where the demo site's keys are kept "
-              "(default: demo-site.json in the instance folder).")
+@click.option(
+    "--simulate",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Send this many synthetic visitors first (through the HTTP API, backdated).",
+)
+@click.option(
+    "--rollup-every", default=10.0, show_default=True, type=click.FloatRange(min=0.5), help="Seconds between rollups."
+)
+@click.option(
+    "--abandon-after",
+    default="1m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long after a cart add or checkout start a visitor counts as an abandoner.",
+)
+@click.option(
+    "--keys-file",
+    type=click.Path(dir_okay=False),
+    help="Where the demo site's keys are kept (default: demo-site.json in the instance folder).",
+)
 def demo(host, port, simulate, rollup_every, abandon_after, keys_file):
     """Run the demo: collector, rollups every few seconds, a demo shop at /demo/ and the dashboard.
 
@@ -82,8 +97,13 @@ def demo(host, port, simulate, rollup_every, abandon_after, keys_file):
     except ValidationError as err:
         raise click.ClickException(f"--abandon-after: {err.messages}") from None
     engine.dispose()
-    env = dict(os.environ, COHORTLY_DATABASE_URL=app.config["DATABASE_URL"], COHORTLY_BIND=f"{host}:{port}",
-               COHORTLY_WORKERS=os.environ.get("COHORTLY_WORKERS", "2"), COHORTLY_DEMO_WRITE_KEY=keys["write_key"])
+    env = dict(
+        os.environ,
+        COHORTLY_DATABASE_URL=app.config["DATABASE_URL"],
+        COHORTLY_BIND=f"{host}:{port}",
+        COHORTLY_WORKERS=os.environ.get("COHORTLY_WORKERS", "2"),
+        COHORTLY_DEMO_WRITE_KEY=keys["write_key"],
+    )
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "core.app:create_app()"], env=env)
     rollups = subprocess.Popen([sys.executable, "-m", "core.cli", "rollup", "--every", str(rollup_every)], env=env)
     children = (server, rollups)

@@ -4,6 +4,7 @@ The pages send the Segment Ecommerce events the way the README tells real shops 
 product page's script, `Product Added` by declarative tagging on the button, `Checkout Started` and
 `Order Completed` from the checkout's script, and `identify` with the buyer's email.
 """
+
 from flask import Blueprint, abort, current_app, render_template
 
 from demo.catalog import BY_ID, PRODUCTS

@@ -4,22 +4,27 @@ Each visitor follows one persona (browse only, cart and leave, checkout and leav
 go quiet, read emails, a bot), so every built-in segment has members after the next rollup.
 `plan_visitors` is pure (seeded randomness, `now` passed in); `send_visitors` does the HTTP.
 """
+
 import base64
 import json
 import random
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from demo.catalog import PRODUCTS
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
-BROWSER_UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/124.0.0.0 Safari/537.36")
-PHONE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-            "Version/17.4 Mobile/15E148 Safari/604.1")
+BROWSER_UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+PHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Mobile/15E148 Safari/604.1"
+)
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 #: persona -> share of visitors
@@ -51,12 +56,18 @@ class Visit:
 
     def _add(self, message, path="/demo/"):
         self.at += self.rng.randint(20_000, 180_000)
-        message.update(anonymousId=self.anonymous_id, messageId=str(uuid.UUID(int=self.rng.getrandbits(128))),
-                       timestamp=iso(self.at))
+        message.update(
+            anonymousId=self.anonymous_id,
+            messageId=str(uuid.UUID(int=self.rng.getrandbits(128))),
+            timestamp=iso(self.at),
+        )
         if self.user_id:
             message["userId"] = self.user_id
-        message["context"] = {"userAgent": self.user_agent, "page": {"url": self.base_url + path, "path": path},
-                              "library": {"name": "cohortly-demo", "version": "1"}}
+        message["context"] = {
+            "userAgent": self.user_agent,
+            "page": {"url": self.base_url + path, "path": path},
+            "library": {"name": "cohortly-demo", "version": "1"},
+        }
         self.messages.append(message)
 
     def session(self, at):
@@ -67,35 +78,64 @@ class Visit:
     def view(self, product):
         path = f"/demo/products/{product['product_id']}"
         self._add({"type": "page", "properties": {"path": path, "url": self.base_url + path}}, path)
-        self._add({"type": "track", "event": "Product Viewed", "properties": product_properties(product, self.base_url)}, path)
+        self._add(
+            {"type": "track", "event": "Product Viewed", "properties": product_properties(product, self.base_url)}, path
+        )
 
     def add(self, product):
-        self._add({"type": "track", "event": "Product Added",
-                   "properties": {**product_properties(product, self.base_url), "quantity": 1}},
-                  f"/demo/products/{product['product_id']}")
+        self._add(
+            {
+                "type": "track",
+                "event": "Product Added",
+                "properties": {**product_properties(product, self.base_url), "quantity": 1},
+            },
+            f"/demo/products/{product['product_id']}",
+        )
 
     def checkout(self, products):
         value = sum(p["price"] for p in products)
-        self._add({"type": "track", "event": "Checkout Started",
-                   "properties": {"value": value, "revenue": value, "currency": "EUR",
-                                  "products": [product_properties(p, self.base_url) for p in products]}},
-                  "/demo/checkout")
+        self._add(
+            {
+                "type": "track",
+                "event": "Checkout Started",
+                "properties": {
+                    "value": value,
+                    "revenue": value,
+                    "currency": "EUR",
+                    "products": [product_properties(p, self.base_url) for p in products],
+                },
+            },
+            "/demo/checkout",
+        )
         return value
 
     def order(self, products):
         value = self.checkout(products)
         if not self.user_id:
             self.identify()
-        self._add({"type": "track", "event": "Order Completed",
-                   "properties": {"order_id": "o-" + uuid.UUID(int=self.rng.getrandbits(128)).hex[:10],
-                                  "revenue": value, "total": value, "currency": "EUR",
-                                  "products": [product_properties(p, self.base_url) for p in products]}},
-                  "/demo/checkout")
+        self._add(
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "properties": {
+                    "order_id": "o-" + uuid.UUID(int=self.rng.getrandbits(128)).hex[:10],
+                    "revenue": value,
+                    "total": value,
+                    "currency": "EUR",
+                    "products": [product_properties(p, self.base_url) for p in products],
+                },
+            },
+            "/demo/checkout",
+        )
 
     def identify(self):
         self.user_id = "cust-" + self.anonymous_id[:8]
-        self._add({"type": "identify", "traits": {"email": f"{self.user_id}@example.com",
-                                                  "first_name": self.rng.choice(FIRST_NAMES)}})
+        self._add(
+            {
+                "type": "identify",
+                "traits": {"email": f"{self.user_id}@example.com", "first_name": self.rng.choice(FIRST_NAMES)},
+            }
+        )
 
     def email(self, event, at):
         saved, self.at = self.at, at
@@ -107,12 +147,18 @@ FIRST_NAMES = ["Ann", "Ben", "Chloé", "Dev", "Eva", "Femi", "Gus", "Hana", "Ivo
 
 
 def product_properties(product, base_url):
-    return {"product_id": product["product_id"], "name": product["name"], "category": product["category"],
-            "price": product["price"], "currency": "EUR", "url": f"{base_url}/demo/products/{product['product_id']}"}
+    return {
+        "product_id": product["product_id"],
+        "name": product["name"],
+        "category": product["category"],
+        "price": product["price"],
+        "currency": "EUR",
+        "url": f"{base_url}/demo/products/{product['product_id']}",
+    }
 
 
 def iso(ms):
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def plan_visitors(count, now, base_url, seed=7):
@@ -185,10 +231,13 @@ def send_visitors(collector_url, write_key, messages, batch_size=200, now=None):
     accepted = 0
     auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
     for start in range(0, len(messages), batch_size):
-        body = {"batch": messages[start:start + batch_size], "sentAt": iso(now) if now else None}
+        body = {"batch": messages[start : start + batch_size], "sentAt": iso(now) if now else None}
         request = urllib.request.Request(
-            collector_url.rstrip("/") + "/v1/batch", data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json", "Authorization": auth})
+            collector_url.rstrip("/") + "/v1/batch",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": auth},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             accepted += json.load(response)["accepted"]
     return accepted

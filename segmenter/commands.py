@@ -1,19 +1,20 @@
 """The segmenter's commands, added to `cohortly` by `register(main)`: a thin shell over the library."""
+
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from marshmallow import ValidationError
 
+from core import sites, times
 from core.times import iso
 from segmenter import exports, policy, privacy
+from segmenter.reads import catalog, members
 from segmenter.rollup import job
-from segmenter.reads import members, catalog
 from segmenter.rules import definitions
 from segmenter.webhooks import network
-from core import sites, times
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
 
@@ -58,9 +59,11 @@ def _parse_now(text):
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO time, e.g. 2026-01-05T12:00:00Z.", param_hint="--now") from None
+        raise click.BadParameter(
+            f"{text!r} is not an ISO time, e.g. 2026-01-05T12:00:00Z.", param_hint="--now"
+        ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
 
 
@@ -97,7 +100,8 @@ def _report(summary, as_json):
         return
     small = [name for name, seg in summary.segments.items() if seg["too_small"] and seg["members"]]
     click.echo(
-        f"{summary.site_name}: folded {summary.events_folded:,} events, judged {summary.profiles_evaluated:,} profiles, "
+        f"{summary.site_name}: folded {summary.events_folded:,} events, "
+        f"judged {summary.profiles_evaluated:,} profiles, "
         f"{summary.enters} enters, {summary.exits} exits"
         + (f" (changes {summary.first_change_id}-{summary.last_change_id})" if summary.first_change_id else "")
         + (f"; under the minimum size: {', '.join(small)}" if small else "")
@@ -105,14 +109,22 @@ def _report(summary, as_json):
 
 
 @click.command()
-@click.option("--every", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Run again every SECONDS until stopped.")
-@click.option("--now", "now_text", metavar="ISO", help="Judge as of this time (backfills, tests), e.g. 2026-01-05T12:00:00Z.")
+@click.option(
+    "--every", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Run again every SECONDS until stopped."
+)
+@click.option(
+    "--now", "now_text", metavar="ISO", help="Judge as of this time (backfills, tests), e.g. 2026-01-05T12:00:00Z."
+)
 @click.option("--site", "site_name", metavar="SITE", help="Only this site (a name or id).")
 @click.option("--status", is_flag=True, help="Show the recent runs instead: time, events folded, enters/exits, errors.")
 @click.option("--limit", default=20, show_default=True, help="How many runs --status shows.")
-@click.option("--chunk-size", type=click.IntRange(min=1), metavar="EVENTS",
-              help="Most events folded per transaction [default: 50,000 on SQLite, where chunks adapt to "
-                   "hold the write lock about 2 s; 200,000 on PostgreSQL].")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    metavar="EVENTS",
+    help="Most events folded per transaction [default: 50,000 on SQLite, where chunks adapt to "
+    "hold the write lock about 2 s; 200,000 on PostgreSQL].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site (or run).")
 def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
     """Fold new events into profile facts and move profiles in and out of segments.
@@ -131,8 +143,14 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
     try:
         while True:
             started = time.monotonic()
-            done = job.run_pass(engine, now=now, site_id=site_id, allowed=allowed, chunk_size=chunk_size,
-                                progress=None if as_json else _progress)
+            done = job.run_pass(
+                engine,
+                now=now,
+                site_id=site_id,
+                allowed=allowed,
+                chunk_size=chunk_size,
+                progress=None if as_json else _progress,
+            )
             for summary in done.summaries:
                 _report(summary, as_json)
             _report_pass(done)
@@ -178,8 +196,13 @@ def _sites(engine):
 
 @click.command("configure")
 @click.argument("site")
-@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="Set a segment setting, e.g. cart_abandon_after=2h (repeatable).")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a segment setting, e.g. cart_abandon_after=2h (repeatable).",
+)
 @click.option("--unset", multiple=True, metavar="NAME", help="Return a setting to its default (repeatable).")
 def configure(site, assignments, unset):
     """Show or change SITE's segment settings (durations like 30m, 2h, 7d).
@@ -221,8 +244,10 @@ def identity_secret(site, rotate):
 
 def _messages(messages):
     if isinstance(messages, dict):
-        return "; ".join(f"{name}: {' '.join(map(str, errors if isinstance(errors, list) else [errors]))}"
-                         for name, errors in messages.items())
+        return "; ".join(
+            f"{name}: {' '.join(map(str, errors if isinstance(errors, list) else [errors]))}"
+            for name, errors in messages.items()
+        )
     return " ".join(map(str, messages))
 
 

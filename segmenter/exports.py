@@ -1,4 +1,5 @@
 """Member exports as NDJSON or CSV lines, for the API's streaming responses and the CLI."""
+
 import csv
 import io
 import json
@@ -45,10 +46,19 @@ def csv_lines(rows):
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([csv_cell(cell) for cell in (
-            row["profile_id"], row["user_id"] or "", row["email"] or "", " ".join(row["anonymous_ids"]),
-            iso(row["entered_at"]), compact_json(iso_times(row["context"])),
-        )])
+        writer.writerow(
+            [
+                csv_cell(cell)
+                for cell in (
+                    row["profile_id"],
+                    row["user_id"] or "",
+                    row["email"] or "",
+                    " ".join(row["anonymous_ids"]),
+                    iso(row["entered_at"]),
+                    compact_json(iso_times(row["context"])),
+                )
+            ]
+        )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -43,7 +43,11 @@ def shown_members(settings, rows):
 def shown_changes(settings, changes, sizes, traits):
     """The changes that may be shown: their segment not under k (`sizes`: {segment: members counted up to k}),
     their profile consenting (`traits`: {profile_id: latest traits})."""
-    return [change for change in changes if withheld(settings, sizes[change["segment"]], traits.get(change["profile_id"])) is None]
+    return [
+        change
+        for change in changes
+        if withheld(settings, sizes[change["segment"]], traits.get(change["profile_id"])) is None
+    ]
 
 
 def withheld(settings, size, traits):

@@ -3,17 +3,17 @@
 
 Erasures and purges take the site's rollup lock, so a rollup never folds rows that are being removed.
 """
+
 import json
 import re
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import delete, insert, or_, select
 
-from core import locks, sites
+from core import locks, schema, sites
 from core.db import write_engine
 from core.schema import BadRow, Event
-from core import schema
 from segmenter.rules.settings import load_settings
 
 events = Event.__table__
@@ -73,16 +73,27 @@ def linked_ids(conn, site_id, any_id):
     else:
         users.add(any_id)
         anonymous.add(any_id)
-    users |= set(conn.scalars(select(identities.c.user_id).where(
-        identities.c.site_id == site_id, identities.c.anonymous_id.in_(anonymous), identities.c.verified.is_(True))))
-    anonymous |= set(conn.scalars(select(identities.c.anonymous_id).where(
-        identities.c.site_id == site_id, identities.c.user_id.in_(users))))
+    users |= set(
+        conn.scalars(
+            select(identities.c.user_id).where(
+                identities.c.site_id == site_id,
+                identities.c.anonymous_id.in_(anonymous),
+                identities.c.verified.is_(True),
+            )
+        )
+    )
+    anonymous |= set(
+        conn.scalars(
+            select(identities.c.anonymous_id).where(identities.c.site_id == site_id, identities.c.user_id.in_(users))
+        )
+    )
     return users, anonymous
 
 
 def _event_filter(users, anonymous):
-    return or_(events.c.user_id.in_(users), events.c.anonymous_id.in_(anonymous),
-               events.c.previous_id.in_(users | anonymous))
+    return or_(
+        events.c.user_id.in_(users), events.c.anonymous_id.in_(anonymous), events.c.previous_id.in_(users | anonymous)
+    )
 
 
 def _profile_ids(users, anonymous):
@@ -153,19 +164,28 @@ def erase_profile(engine, site_id, any_id, now):
     with site_lock(engine, site_id), write_engine(engine).begin() as conn:
         users, anonymous = linked_ids(conn, site_id, any_id)
         profiles = _profile_ids(users, anonymous)
-        counts = {"events": conn.execute(delete(events).where(
-            events.c.site_id == site_id, _event_filter(users, anonymous))).rowcount}
+        counts = {
+            "events": conn.execute(
+                delete(events).where(events.c.site_id == site_id, _event_filter(users, anonymous))
+            ).rowcount
+        }
         changed = select(changes.c.id).where(changes.c.site_id == site_id, changes.c.profile_id.in_(profiles))
         counts["webhook_deliveries"] = conn.execute(
-            delete(deliveries).where(deliveries.c.change_id.in_(changed))).rowcount
+            delete(deliveries).where(deliveries.c.change_id.in_(changed))
+        ).rowcount
         for table in PROFILE_TABLES:
-            counts[table.name] = conn.execute(delete(table).where(
-                table.c.site_id == site_id, table.c.profile_id.in_(profiles))).rowcount
-        counts["identities"] = conn.execute(delete(identities).where(
-            identities.c.site_id == site_id,
-            or_(identities.c.user_id.in_(users), identities.c.anonymous_id.in_(anonymous)))).rowcount
-        counts["bad_rows"] = conn.execute(delete(bad_rows).where(
-            bad_rows.c.site_id == site_id, _bad_row_filter(conn, site_id, users, anonymous))).rowcount
+            counts[table.name] = conn.execute(
+                delete(table).where(table.c.site_id == site_id, table.c.profile_id.in_(profiles))
+            ).rowcount
+        counts["identities"] = conn.execute(
+            delete(identities).where(
+                identities.c.site_id == site_id,
+                or_(identities.c.user_id.in_(users), identities.c.anonymous_id.in_(anonymous)),
+            )
+        ).rowcount
+        counts["bad_rows"] = conn.execute(
+            delete(bad_rows).where(bad_rows.c.site_id == site_id, _bad_row_filter(conn, site_id, users, anonymous))
+        ).rowcount
         if not any(counts.values()):
             raise UnknownProfile(any_id)
         conn.execute(insert(erasures).values(site_id=site_id, erased_at=now, counts=counts))
@@ -190,9 +210,16 @@ def profile_records(engine, site_id, any_id):
         # Events last and in pages: they are the many.
         after = 0
         while True:
-            page = conn.execute(select(events).where(
-                events.c.site_id == site_id, events.c.id > after, _event_filter(users, anonymous))
-                .order_by(events.c.id).limit(1000)).mappings().all()
+            page = (
+                conn.execute(
+                    select(events)
+                    .where(events.c.site_id == site_id, events.c.id > after, _event_filter(users, anonymous))
+                    .order_by(events.c.id)
+                    .limit(1000)
+                )
+                .mappings()
+                .all()
+            )
             for row in page:
                 found += 1
                 yield {"table": "events", "row": dict(row)}
@@ -220,16 +247,17 @@ def purge_events(engine, site_id, now, batch=PURGE_BATCH, wait_seconds=LOCK_WAIT
             watermark = conn.scalar(select(state.c.watermark).where(state.c.site_id == site_id)) or 0
         while True:
             with engine.begin() as conn:
-                ids = select(events.c.id).where(
-                    events.c.site_id == site_id, events.c.id <= watermark, events.c.timestamp < cutoff,
-                ).order_by(events.c.id).limit(batch)
+                ids = (
+                    select(events.c.id)
+                    .where(
+                        events.c.site_id == site_id,
+                        events.c.id <= watermark,
+                        events.c.timestamp < cutoff,
+                    )
+                    .order_by(events.c.id)
+                    .limit(batch)
+                )
                 deleted = conn.execute(delete(events).where(events.c.id.in_(ids.scalar_subquery()))).rowcount
             purged += deleted
             if deleted < batch:
                 return purged
-
-
-def erasure_count(engine, site_id):
-    """How many erasures the site has served (the audit lines)."""
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(erasures).where(erasures.c.site_id == site_id))

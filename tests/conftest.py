@@ -1,4 +1,5 @@
 """Fixtures over a real database: a SQLite file, or PostgreSQL when COHORTLY_TEST_DB=postgresql."""
+
 import contextlib
 import os
 import shutil
@@ -9,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from core import sites
 from core.app import create_app
 from core.db import make_engine, upgrade
 from core.schema import Base
 from tests.live import LiveCollector
-from core import sites
 
 BACKEND = os.environ.get("COHORTLY_TEST_DB", "sqlite")
 PG_URL = os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -124,7 +125,6 @@ def runner(database_url, monkeypatch):
     """A CLI runner whose commands use the test's database."""
     monkeypatch.setenv("COHORTLY_DATABASE_URL", database_url)
     return CliRunner()
-
 
 
 @pytest.fixture

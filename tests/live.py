@@ -1,4 +1,5 @@
 """A real collector process for end-to-end tests, and polling with a deadline."""
+
 import os
 import signal
 import socket
@@ -9,9 +10,9 @@ import time
 import requests
 from sqlalchemy import select
 
+from core import sites
 from core.db import make_engine
 from core.schema import BadRow, Event
-from core import sites
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN_CONF = os.path.join(ROOT, "core", "gunicorn_conf.py")
@@ -60,7 +61,11 @@ class LiveCollector:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "core.app:create_app()"],
-            env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         log.close()
         try:

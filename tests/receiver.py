@@ -1,5 +1,6 @@
 """Real local HTTP receivers for webhook tests: one that records what arrives, answers as told and can go
 down; one that trickles its answer a byte at a time."""
+
 import json
 import socket
 import threading
@@ -37,8 +38,9 @@ class Receiver:
                     time.sleep(receiver.pause)
                 with receiver.lock:
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
-                    receiver.received.append({"headers": dict(self.headers), "body": body, "status": status,
-                                              "json": json.loads(body)})
+                    receiver.received.append(
+                        {"headers": dict(self.headers), "body": body, "status": status, "json": json.loads(body)}
+                    )
                 self.send_response(status)
                 if receiver.location and 300 <= status < 400:
                     self.send_header("Location", receiver.location)
@@ -47,8 +49,9 @@ class Receiver:
 
             def do_GET(self):  # a followed redirect would arrive here
                 with receiver.lock:
-                    receiver.received.append({"headers": dict(self.headers), "body": b"", "status": 200, "json": None,
-                                              "method": "GET"})
+                    receiver.received.append(
+                        {"headers": dict(self.headers), "body": b"", "status": 200, "json": None, "method": "GET"}
+                    )
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -1,4 +1,5 @@
 """A TCP forwarder a test can cut and restore, to take a database away from a running collector."""
+
 import socket
 import threading
 

@@ -1,4 +1,5 @@
 """docs/architecture.md names every module of core, collector, segmenter and demo, one line each, and no other."""
+
 import pathlib
 import re
 
@@ -13,8 +14,12 @@ def documented():
 
 
 def test_the_module_map_names_every_module_once_and_nothing_else():
-    tree = sorted(str(path.relative_to(ROOT)) for package in PACKAGES for path in (ROOT / package).rglob("*.py")
-                  if "migrations" not in path.parts)
+    tree = sorted(
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "migrations" not in path.parts
+    )
     listed = documented()
     assert len(listed) == len(set(listed)), "a module is listed twice"
     assert sorted(listed) == tree

@@ -1,4 +1,5 @@
 """The README stays true: its settings table is the code's, its two commands exist and CI calls the test one."""
+
 import os
 import re
 

@@ -1,5 +1,6 @@
 """The import rule of the house (docs/architecture.md): `core` imports neither domain, `collector` never imports
 `segmenter`, and no two modules import each other, directly or through others. Function-level imports count."""
+
 import ast
 import pathlib
 
@@ -41,8 +42,10 @@ def imports_of(name, path):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES else node.module
-                       for alias in node.names]
+            targets = [
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES else node.module
+                for alias in node.names
+            ]
         else:
             continue
         found.update(target for target in targets if target.split(".")[0] in PACKAGES and target != name)
@@ -60,8 +63,13 @@ def test_every_import_is_of_a_module_that_exists():
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_packages_import_only_what_the_rule_allows(package):
-    wrong = {(name, target) for name, targets in GRAPH.items() if name.split(".")[0] == package
-             for target in targets if target.split(".")[0] not in ALLOWED[package]}
+    wrong = {
+        (name, target)
+        for name, targets in GRAPH.items()
+        if name.split(".")[0] == package
+        for target in targets
+        if target.split(".")[0] not in ALLOWED[package]
+    }
     assert not wrong, f"{package} may import only {sorted(ALLOWED[package])}: {sorted(wrong)}"
 
 

@@ -1,4 +1,5 @@
 """Alembic environment: runs on the connection handed over by `core.db.upgrade`."""
+
 from alembic import context
 
 from core.schema import Base

@@ -2,6 +2,7 @@
 
 The later API and webhooks are meant to call these; each returns plain dicts.
 """
+
 from sqlalchemy import and_, func, inspect, select
 
 from core import schema, sites
@@ -121,20 +122,6 @@ def segment_members(engine, site_id, segment, after=None, limit=100):
         return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def changes_since(engine, site_id, since=0, limit=100, segment=None):
-    """Enters and exits with an id above `since` (a cursor), oldest first."""
-    query = (
-        select(changes)
-        .where(changes.c.site_id == site_id, changes.c.id > since)
-        .order_by(changes.c.id)
-        .limit(min(limit, PAGE_MAX))
-    )
-    if segment is not None:
-        query = query.where(changes.c.segment == segment)
-    with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(query).mappings()]
-
-
 def resolve_profile_id(engine, site_id, any_id, verified_links_only=False):
     """The profile id for `u:...`/`a:...`, a user id or an anonymous id (following its link; with
     `verified_links_only`, only a verified one: what the public write key may follow)."""
@@ -144,10 +131,14 @@ def resolve_profile_id(engine, site_id, any_id, verified_links_only=False):
         else:
             candidates = ["u:" + any_id, "a:" + any_id]
         for candidate in candidates:
-            if conn.scalar(select(facts.c.profile_id).where(facts.c.site_id == site_id, facts.c.profile_id == candidate)):
+            if conn.scalar(
+                select(facts.c.profile_id).where(facts.c.site_id == site_id, facts.c.profile_id == candidate)
+            ):
                 return candidate
         anonymous = any_id[2:] if any_id.startswith("a:") else any_id
-        link = select(identities.c.user_id).where(identities.c.site_id == site_id, identities.c.anonymous_id == anonymous)
+        link = select(identities.c.user_id).where(
+            identities.c.site_id == site_id, identities.c.anonymous_id == anonymous
+        )
         if verified_links_only:
             link = link.where(identities.c.verified.is_(True))
         user = conn.scalar(link)
@@ -160,29 +151,43 @@ def profile(engine, site_id, any_id):
     if profile_id is None:
         return None
     with engine.connect() as conn:
-        row = conn.execute(
-            select(facts).where(facts.c.site_id == site_id, facts.c.profile_id == profile_id)
-        ).mappings().first()
+        row = (
+            conn.execute(select(facts).where(facts.c.site_id == site_id, facts.c.profile_id == profile_id))
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
         found = dict(row)
         found.pop("next_check_at")
         user_id = found["user_id"]
-        found["anonymous_ids"] = [] if user_id is None else list(conn.scalars(
-            select(identities.c.anonymous_id)
-            .where(identities.c.site_id == site_id, identities.c.user_id == user_id)
-            .order_by(identities.c.anonymous_id)
-        ))
-        found["segments"] = [dict(r) for r in conn.execute(
-            select(memberships.c.segment, memberships.c.entered_at, memberships.c.context)
-            .where(memberships.c.site_id == site_id, memberships.c.profile_id == profile_id)
-            .order_by(memberships.c.segment)
-        ).mappings()]
-        found["recent_views"] = [dict(r) for r in conn.execute(
-            select(views.c.at, views.c.product_id, views.c.name, views.c.url, views.c.category, views.c.price_cents)
-            .where(views.c.site_id == site_id, views.c.profile_id == profile_id)
-            .order_by(views.c.at.desc(), views.c.message_id.desc())
-        ).mappings()]
+        found["anonymous_ids"] = (
+            []
+            if user_id is None
+            else list(
+                conn.scalars(
+                    select(identities.c.anonymous_id)
+                    .where(identities.c.site_id == site_id, identities.c.user_id == user_id)
+                    .order_by(identities.c.anonymous_id)
+                )
+            )
+        )
+        found["segments"] = [
+            dict(r)
+            for r in conn.execute(
+                select(memberships.c.segment, memberships.c.entered_at, memberships.c.context)
+                .where(memberships.c.site_id == site_id, memberships.c.profile_id == profile_id)
+                .order_by(memberships.c.segment)
+            ).mappings()
+        ]
+        found["recent_views"] = [
+            dict(r)
+            for r in conn.execute(
+                select(views.c.at, views.c.product_id, views.c.name, views.c.url, views.c.category, views.c.price_cents)
+                .where(views.c.site_id == site_id, views.c.profile_id == profile_id)
+                .order_by(views.c.at.desc(), views.c.message_id.desc())
+            ).mappings()
+        ]
     return found
 
 

@@ -1,4 +1,5 @@
 """Reading segment members for the API and exports: keyset pages, filters, and flat-memory streams."""
+
 import base64
 import json
 
@@ -36,8 +37,14 @@ def member_page(conn, site_id, segment, after=None, limit=100, entered_since=Non
     if entered_since is not None:
         query = query.where(m.c.entered_at >= entered_since)
     rows = [
-        {"profile_id": profile_id, "user_id": user_id, "email": email, "traits": _decoded(traits),
-         "entered_at": entered_at, "context": _decoded(context)}
+        {
+            "profile_id": profile_id,
+            "user_id": user_id,
+            "email": email,
+            "traits": _decoded(traits),
+            "entered_at": entered_at,
+            "context": _decoded(context),
+        }
         for profile_id, user_id, email, traits, entered_at, context in conn.execute(query)
     ]
     _add_anonymous_ids(conn, site_id, rows)
@@ -79,7 +86,9 @@ def stream_members(engine, site_id, segment, entered_since=None, page_size=STREA
 
 def change_page(conn, site_id, since=0, limit=100, segment=None, profile_id=None):
     """Enters and exits with an id above `since`, oldest first."""
-    query = select(changes).where(changes.c.site_id == site_id, changes.c.id > since).order_by(changes.c.id).limit(limit)
+    query = (
+        select(changes).where(changes.c.site_id == site_id, changes.c.id > since).order_by(changes.c.id).limit(limit)
+    )
     if segment is not None:
         query = query.where(changes.c.segment == segment)
     if profile_id is not None:
@@ -116,7 +125,8 @@ def traits_of(conn, site_id, profile_ids):
     profile_ids = list(profile_ids)
     for start in range(0, len(profile_ids), 500):
         query = select(facts.c.profile_id, cast(facts.c.traits, Text)).where(
-            facts.c.site_id == site_id, facts.c.profile_id.in_(profile_ids[start:start + 500]))
+            facts.c.site_id == site_id, facts.c.profile_id.in_(profile_ids[start : start + 500])
+        )
         found.update((profile_id, _decoded(traits)) for profile_id, traits in conn.execute(query))
     return found
 

@@ -1,9 +1,10 @@
 """What the dashboard shows, read in a few set-based queries: size history, funnel, recent activity."""
+
 from sqlalchemy import func, select
 
+from core import schema
 from core.schema import BadRow
 from segmenter.reads import members
-from core import schema
 
 facts = schema.ProfileFact.__table__
 runs = schema.RollupRun.__table__
@@ -36,7 +37,7 @@ def funnel(conn, site_id):
             func.count().filter(facts.c.order_count > 0),
         ).where(facts.c.site_id == site_id)
     ).one()
-    steps = list(zip(("Viewed a product", "Added to cart", "Started checkout", "Ordered"), row))
+    steps = list(zip(("Viewed a product", "Added to cart", "Started checkout", "Ordered"), row, strict=True))
     funnel_steps = []
     for index, (label, count) in enumerate(steps):
         previous = steps[index - 1][1] if index else None

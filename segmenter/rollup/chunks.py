@@ -8,6 +8,7 @@ is folded twice). Then the due profiles are judged from the committed facts, in 
 profile id, each batch in its own transaction; a profile stays due until its batch commits.
 So a rollup killed at any point and run again ends exactly where an uninterrupted one would.
 """
+
 import hashlib
 import itertools
 import json
@@ -17,14 +18,13 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import func, insert, select, update
 
-from core import locks, planner, sql
+from core import locks, planner, schema, sql
 from core.db import write_engine
 from core.schema import Event, Site
 from core.times import now_ms
-from core import schema
-from segmenter.rules import definitions
 from segmenter.rollup.fold import fold_chunk
 from segmenter.rollup.judge import evaluate_site, make_everyone_due, segment_sizes
+from segmenter.rules import definitions
 from segmenter.rules.settings import load_settings
 
 #: Largest chunk per dialect. A PostgreSQL chunk blocks nobody, and every profile a chunk touches
@@ -42,8 +42,10 @@ runs = schema.RollupRun.__table__
 state = schema.RollupState.__table__
 changes = schema.MembershipChange.__table__
 facts = schema.ProfileFact.__table__
-STATISTICS = [model.__table__ for model in (
-    schema.ProfileFact, schema.ProfileSession, schema.ProfileView, schema.CartLine, schema.Identity)]
+STATISTICS = [
+    model.__table__
+    for model in (schema.ProfileFact, schema.ProfileSession, schema.ProfileView, schema.CartLine, schema.Identity)
+]
 
 
 class WatermarkMoved(Exception):
@@ -141,8 +143,16 @@ def _start(engine, summary, started_at):
         )
         summary.run_id = conn.execute(
             insert(runs).values(
-                site_id=summary.site_id, status="running", started_at=started_at, watermark_from=watermark,
-                watermark_to=watermark, events_folded=0, events_read=0, profiles_evaluated=0, enters=0, exits=0,
+                site_id=summary.site_id,
+                status="running",
+                started_at=started_at,
+                watermark_from=watermark,
+                watermark_to=watermark,
+                events_folded=0,
+                events_read=0,
+                profiles_evaluated=0,
+                enters=0,
+                exits=0,
             )
         ).inserted_primary_key[0]
         summary.changes_before = conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)))
@@ -155,7 +165,8 @@ def _fold_backlog(engine, summary, clock, chunk_size, progress):
         with engine.connect() as conn:
             backlog = conn.scalar(
                 select(func.count()).where(
-                    events.c.site_id == summary.site_id, events.c.id > summary.watermark_to, events.c.id <= ceiling)
+                    events.c.site_id == summary.site_id, events.c.id > summary.watermark_to, events.c.id <= ceiling
+                )
             )
         bar = progress(summary.site_name, backlog)
     else:
@@ -266,9 +277,11 @@ def _isolate(engine, summary, failed, now):
         return  # it passed this time: a passing problem, not an event; the next run retries the chunk
     if good_id > lo:
         _fold_next_chunk(engine, summary, good_id, good, now)
-    failed.args = (f"event {bad_id} could not be folded (chunk {lo + 1}..{failed.hi}): {describe(failed.error)}; "
-                   f"the site's events up to {good_id} are folded, its later events wait until that row is fixed "
-                   f"or deleted",)
+    failed.args = (
+        f"event {bad_id} could not be folded (chunk {lo + 1}..{failed.hi}): {describe(failed.error)}; "
+        f"the site's events up to {good_id} are folded, its later events wait until that row is fixed "
+        f"or deleted",
+    )
 
 
 def _fold_fails(engine, summary, lo, hi, now):
@@ -343,8 +356,10 @@ def _judge(engine, summary, now):
             }
             summary.first_change_id, summary.last_change_id = conn.execute(
                 select(func.min(changes.c.id), func.max(changes.c.id)).where(
-                    changes.c.site_id == summary.site_id, changes.c.id > summary.changes_before,
-                    changes.c.run_id == summary.run_id)
+                    changes.c.site_id == summary.site_id,
+                    changes.c.id > summary.changes_before,
+                    changes.c.run_id == summary.run_id,
+                )
             ).one()
             summary.status = "done"
             _finish(conn, summary)
@@ -355,11 +370,19 @@ def _judge(engine, summary, now):
 
 def _finish(conn, summary):
     values = dict(
-        status=summary.status, finished_at=now_ms(), now=summary.now, watermark_to=summary.watermark_to,
-        events_folded=summary.events_folded, events_read=summary.events_read,
-        profiles_evaluated=summary.profiles_evaluated, enters=summary.enters, exits=summary.exits,
-        first_change_id=summary.first_change_id, last_change_id=summary.last_change_id,
-        segments=summary.segments or None, error=summary.error,
+        status=summary.status,
+        finished_at=now_ms(),
+        now=summary.now,
+        watermark_to=summary.watermark_to,
+        events_folded=summary.events_folded,
+        events_read=summary.events_read,
+        profiles_evaluated=summary.profiles_evaluated,
+        enters=summary.enters,
+        exits=summary.exits,
+        first_change_id=summary.first_change_id,
+        last_change_id=summary.last_change_id,
+        segments=summary.segments or None,
+        error=summary.error,
     )
     conn.execute(update(runs).where(runs.c.id == summary.run_id).values(**values))
     oldest_kept = conn.scalar(

@@ -11,23 +11,37 @@ anonymous id whose events were folded before, the profiles involved are rebuilt 
 their stored events (the only time a fold reads old events), and the anonymous
 profile, now empty, leaves its segments ("merged into ...").
 """
+
 from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import (
-    BigInteger, Float, Integer, Numeric, Text, and_, case, cast, delete, exists, func, insert, literal, or_, select,
+    BigInteger,
+    Float,
+    Integer,
+    Numeric,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from core import locks, planner, sql
+from core import locks, planner, schema, sql
 from core.schema import Event
 from core.times import TIME_MAX_MS, TIME_MIN_MS
 from segmenter.rollup import fold_sql
-from core import schema
-from segmenter.rules import definitions
 from segmenter.rollup.fold_sql import HI, LO, SITE, execute_counting
 from segmenter.rollup.scratch import fold_affected, fold_events, fold_links, fold_touched, prepare
+from segmenter.rules import definitions
 
 events = Event.__table__
 identities = schema.Identity.__table__
@@ -87,25 +101,36 @@ def _event_time():
 
 # --- identities ------------------------------------------------------------------------
 
+
 @cache
 def _collect_links():
     """The earliest link per anonymous id among the chunk's events (identify, any message
     with both ids, alias previousId -> userId)."""
     in_chunk = and_(
-        events.c.site_id == SITE, events.c.id > LO, events.c.id <= HI,
-        events.c.is_bot.is_(False), events.c.user_id.is_not(None),
+        events.c.site_id == SITE,
+        events.c.id > LO,
+        events.c.id <= HI,
+        events.c.is_bot.is_(False),
+        events.c.user_id.is_not(None),
     )
     both = select(
-        events.c.anonymous_id.label("anonymous_id"), events.c.user_id, _event_time().label("at"),
+        events.c.anonymous_id.label("anonymous_id"),
+        events.c.user_id,
+        _event_time().label("at"),
         events.c.message_id,
     ).where(in_chunk, events.c.anonymous_id.is_not(None))
     aliased = select(
-        events.c.previous_id, events.c.user_id, _event_time(), events.c.message_id,
+        events.c.previous_id,
+        events.c.user_id,
+        _event_time(),
+        events.c.message_id,
     ).where(in_chunk, events.c.type == "alias", events.c.previous_id.is_not(None))
     links = union_all(both, aliased).subquery()
     ranked = select(
         links,
-        func.row_number().over(partition_by=links.c.anonymous_id, order_by=(links.c.at, links.c.message_id)).label("rn"),
+        func.row_number()
+        .over(partition_by=links.c.anonymous_id, order_by=(links.c.at, links.c.message_id))
+        .label("rn"),
     ).subquery()
     return insert(fold_links).from_select(
         ["anonymous_id", "user_id", "linked_at", "message_id"],
@@ -117,23 +142,32 @@ def _collect_links():
 def _find_affected():
     """Record the profiles to rebuild because an anonymous id with folded events changes hands."""
     link, known = fold_links, identities
-    changed = select(
-        link.c.anonymous_id, known.c.user_id.label("old_user"), link.c.user_id.label("new_user"), link.c.linked_at,
-    ).select_from(
-        link.outerjoin(known, and_(known.c.site_id == SITE, known.c.anonymous_id == link.c.anonymous_id))
-    ).where(
-        or_(
-            known.c.user_id.is_(None),
-            and_(
-                known.c.user_id != link.c.user_id,
-                fold_sql.earlier(link.c.linked_at, link.c.message_id, known.c.linked_at, known.c.message_id),
+    changed = (
+        select(
+            link.c.anonymous_id,
+            known.c.user_id.label("old_user"),
+            link.c.user_id.label("new_user"),
+            link.c.linked_at,
+        )
+        .select_from(link.outerjoin(known, and_(known.c.site_id == SITE, known.c.anonymous_id == link.c.anonymous_id)))
+        .where(
+            or_(
+                known.c.user_id.is_(None),
+                and_(
+                    known.c.user_id != link.c.user_id,
+                    fold_sql.earlier(link.c.linked_at, link.c.message_id, known.c.linked_at, known.c.message_id),
+                ),
             ),
-        ),
-        exists().where(
-            events.c.site_id == SITE, events.c.anonymous_id == link.c.anonymous_id,
-            events.c.id <= LO, events.c.user_id.is_(None), events.c.is_bot.is_(False),
-        ),
-    ).subquery()
+            exists().where(
+                events.c.site_id == SITE,
+                events.c.anonymous_id == link.c.anonymous_id,
+                events.c.id <= LO,
+                events.c.user_id.is_(None),
+                events.c.is_bot.is_(False),
+            ),
+        )
+        .subquery()
+    )
     new_profile = literal("u:") + changed.c.new_user
     old_profile = case(
         (changed.c.old_user.is_(None), literal("a:") + changed.c.anonymous_id),
@@ -152,24 +186,31 @@ def _upsert_identities(dialect):
     link = fold_links.c
     verified = or_(
         exists().where(events.c.site_id == SITE, events.c.message_id == link.message_id, events.c.user_verified),
-        exists().where(events.c.site_id == SITE, events.c.anonymous_id == link.anonymous_id,
-                       events.c.user_id == link.user_id, events.c.user_verified),
+        exists().where(
+            events.c.site_id == SITE,
+            events.c.anonymous_id == link.anonymous_id,
+            events.c.user_id == link.user_id,
+            events.c.user_verified,
+        ),
     )
     stmt = sql.dialect_insert(dialect, identities)
     stmt = stmt.from_select(
         ["site_id", "anonymous_id", "user_id", "linked_at", "message_id", "verified"],
-        select(SITE, link.anonymous_id, link.user_id, link.linked_at, link.message_id, verified)
-        .where(link.anonymous_id.is_not(None)),
+        select(SITE, link.anonymous_id, link.user_id, link.linked_at, link.message_id, verified).where(
+            link.anonymous_id.is_not(None)
+        ),
     )
     new, old = stmt.excluded, identities.c
     wins = fold_sql.earlier(new.linked_at, new.message_id, old.linked_at, old.message_id)
     same_user = new.user_id == old.user_id
     stmt = stmt.on_conflict_do_update(
         index_elements=["site_id", "anonymous_id"],
-        set_={"user_id": case((wins, new.user_id), else_=old.user_id),
-              "linked_at": case((wins, new.linked_at), else_=old.linked_at),
-              "message_id": case((wins, new.message_id), else_=old.message_id),
-              "verified": or_(new.verified, and_(same_user, old.verified))},
+        set_={
+            "user_id": case((wins, new.user_id), else_=old.user_id),
+            "linked_at": case((wins, new.linked_at), else_=old.linked_at),
+            "message_id": case((wins, new.message_id), else_=old.message_id),
+            "verified": or_(new.verified, and_(same_user, old.verified)),
+        },
         where=or_(wins, and_(same_user, new.verified, old.verified.is_(False))),
     )
     return stmt
@@ -178,11 +219,14 @@ def _upsert_identities(dialect):
 @cache
 def _forget_affected():
     affected = select(fold_affected.c.profile_id)
-    return [delete(table).where(table.c.site_id == SITE, table.c.profile_id.in_(affected))
-            for table in (facts, sessions, views, cart)]
+    return [
+        delete(table).where(table.c.site_id == SITE, table.c.profile_id.in_(affected))
+        for table in (facts, sessions, views, cart)
+    ]
 
 
 # --- loading events --------------------------------------------------------------------
+
 
 def _resolved():
     """events LEFT JOIN identities, and each event's profile id."""
@@ -225,9 +269,14 @@ def _raw(dialect, where):
     is_order = and_(e.type == "track", e.event == definitions.ORDER_COMPLETED)
     is_identify = e.type == "identify"
     columns = [
-        profile.label("profile_id"), e.message_id, _event_time().label("at"), e.type,
+        profile.label("profile_id"),
+        e.message_id,
+        _event_time().label("at"),
+        e.type,
         case((e.type == "track", e.event)).label("event"),
-        or_(e.type.in_(("page", "screen")), and_(e.type == "track", e.event.not_in(definitions.EMAIL_EVENTS))).label("activity"),
+        or_(e.type.in_(("page", "screen")), and_(e.type == "track", e.event.not_in(definitions.EMAIL_EVENTS))).label(
+            "activity"
+        ),
         e.url.label("page_url"),
         case((and_(is_identify, sql.json_is_object(dialect, e.traits)), e.traits)).label("traits"),
     ]
@@ -237,10 +286,12 @@ def _raw(dialect, where):
             case((is_identify, cast(e.traits, JSONB))).label("traits_b"),
         ]
     else:
-        columns += [case((is_product, func.json_extract(e.properties, f'$."{key}"'))).label(f"p_{key}")
-                    for key in PRODUCT_KEYS]
-        columns += [case((is_order, func.json_extract(e.properties, f'$."{key}"'))).label(f"p_{key}")
-                    for key in ORDER_KEYS]
+        columns += [
+            case((is_product, func.json_extract(e.properties, f'$."{key}"'))).label(f"p_{key}") for key in PRODUCT_KEYS
+        ]
+        columns += [
+            case((is_order, func.json_extract(e.properties, f'$."{key}"'))).label(f"p_{key}") for key in ORDER_KEYS
+        ]
         columns.append(case((is_identify, func.json_extract(e.traits, '$."email"'))).label("t_email"))
     query = select(*columns).select_from(joined).where(e.site_id == SITE, e.is_bot.is_(False), where)
     return query.cte("raw").prefix_with("MATERIALIZED")
@@ -249,6 +300,7 @@ def _raw(dialect, where):
 def _accessors(dialect, raw):
     """number(key) and text(key) of a property of a `raw` row; NULL when of another JSON type."""
     if dialect == "postgresql":
+
         def number(key, column="props"):
             kind = func.jsonb_typeof(raw.c[column].op("->")(literal(key)))
             # numeric holds any JSON number (float8 fails past 1e308, so would the fold)
@@ -284,15 +336,27 @@ def _load(dialect, where):
         "type": raw.c.type,
         "event": raw.c.event,
         "activity": raw.c.activity,
-        "product_id": case((is_product, func.substr(func.coalesce(text("product_id"), text("id"), text("sku")), 1, 200))),
+        "product_id": case(
+            (is_product, func.substr(func.coalesce(text("product_id"), text("id"), text("sku")), 1, 200))
+        ),
         "product_name": case((is_product, text("name"))),
         "product_url": case((is_product, func.coalesce(text("url"), raw.c.page_url))),
         "category": case((is_product, text("category"))),
         "price_cents": case((is_product, _cents(number("price"), real))),
-        "quantity": case((is_product, case(
-            (and_(quantity >= 1, quantity <= QUANTITY_MAX), cast(func.floor(real(quantity)), Integer)), else_=1))),
-        "revenue_cents": case((raw.c.event == definitions.ORDER_COMPLETED,
-                               _cents(func.coalesce(*(number(key) for key in ORDER_KEYS)), real))),
+        "quantity": case(
+            (
+                is_product,
+                case(
+                    (and_(quantity >= 1, quantity <= QUANTITY_MAX), cast(func.floor(real(quantity)), Integer)), else_=1
+                ),
+            )
+        ),
+        "revenue_cents": case(
+            (
+                raw.c.event == definitions.ORDER_COMPLETED,
+                _cents(func.coalesce(*(number(key) for key in ORDER_KEYS)), real),
+            )
+        ),
         "traits": raw.c.traits,
         "email": case((raw.c.type == "identify", email())),
     }

@@ -3,12 +3,13 @@
 A library function so that `cohortly rollup`, the demo and the tests run the same pass. Each step commits
 before the next starts; a failing site's rollup or a failing webhook pass never stops the steps after it.
 """
+
 from dataclasses import dataclass, field
 
-from segmenter import privacy
-from segmenter.webhooks import outbox
-from segmenter.rollup.chunks import run_rollup
 from core import sites, times
+from segmenter import privacy
+from segmenter.rollup.chunks import run_rollup
+from segmenter.webhooks import outbox
 
 
 @dataclass

@@ -7,17 +7,17 @@ the stored history. A batch of due profiles is copied into the scratch table `ju
 once; every rule's statements read that. Each enter and exit is logged in
 `membership_changes`.
 """
+
 from dataclasses import dataclass, field
 from functools import cache
 
 from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, exists, func, insert, literal, not_, select, update
 
-from core import locks, planner, sql
-from core import schema
-from segmenter.rules import definitions
+from core import locks, planner, schema, sql
 from segmenter.rollup.fold_sql import NOW, RUN, SITE, execute_counting
-from segmenter.rules.sql import RuleCompiler
 from segmenter.rollup.scratch import JUDGING, judge_due, prepare
+from segmenter.rules import definitions
+from segmenter.rules.sql import RuleCompiler
 
 facts = schema.ProfileFact.__table__
 memberships = schema.Membership.__table__
@@ -87,9 +87,14 @@ def _copy_due(dialect, settings_key, limited):
 @cache
 def _reschedule(dialect, rule_list, settings_key):
     compiler = RuleCompiler(dialect, dict(settings_key), f=judge_due)
-    return update(facts).where(
-        facts.c.site_id == SITE, facts.c.profile_id == judge_due.c.profile_id,
-    ).values(next_check_at=compiler.next_check_at(rule_list))
+    return (
+        update(facts)
+        .where(
+            facts.c.site_id == SITE,
+            facts.c.profile_id == judge_due.c.profile_id,
+        )
+        .values(next_check_at=compiler.next_check_at(rule_list))
+    )
 
 
 @cache
@@ -99,17 +104,41 @@ def _statements(dialect, rule, settings_key):
     f, m = judge_due, memberships
     member = compiler.member(rule)
     same = and_(m.c.site_id == SITE, m.c.segment == rule.name, m.c.profile_id == f.c.profile_id)
-    entering = select(
-        f.c.site_id, literal(rule.name), f.c.profile_id, literal("enter"), compiler.enter_at(rule), NOW,
-        literal(definitions.describe(rule, compiler.settings)), compiler.context(rule), RUN,
-    ).where(member, ~exists().where(same)).order_by(f.c.profile_id)
-    leaving = select(
-        m.c.site_id, m.c.segment, m.c.profile_id, literal("exit"),
-        sql.greatest(dialect, compiler.exit_at(rule), m.c.entered_at), NOW,
-        compiler.exit_reason(rule), m.c.context, RUN,
-    ).select_from(m.join(f, f.c.profile_id == m.c.profile_id)).where(
-        m.c.site_id == SITE, m.c.segment == rule.name, not_(member),
-    ).order_by(m.c.profile_id)
+    entering = (
+        select(
+            f.c.site_id,
+            literal(rule.name),
+            f.c.profile_id,
+            literal("enter"),
+            compiler.enter_at(rule),
+            NOW,
+            literal(definitions.describe(rule, compiler.settings)),
+            compiler.context(rule),
+            RUN,
+        )
+        .where(member, ~exists().where(same))
+        .order_by(f.c.profile_id)
+    )
+    leaving = (
+        select(
+            m.c.site_id,
+            m.c.segment,
+            m.c.profile_id,
+            literal("exit"),
+            sql.greatest(dialect, compiler.exit_at(rule), m.c.entered_at),
+            NOW,
+            compiler.exit_reason(rule),
+            m.c.context,
+            RUN,
+        )
+        .select_from(m.join(f, f.c.profile_id == m.c.profile_id))
+        .where(
+            m.c.site_id == SITE,
+            m.c.segment == rule.name,
+            not_(member),
+        )
+        .order_by(m.c.profile_id)
+    )
     this_rule = and_(changes.c.id > BEFORE, changes.c.segment == rule.name, changes.c.site_id == SITE)
     gone = select(changes.c.profile_id).where(this_rule, changes.c.change == "exit")
     drop = delete(m).where(m.c.site_id == SITE, m.c.segment == rule.name, m.c.profile_id.in_(gone))
@@ -121,7 +150,8 @@ def _statements(dialect, rule, settings_key):
         .values(context=context)
     )
     new = select(changes.c.site_id, changes.c.segment, changes.c.profile_id, changes.c.at, changes.c.context).where(
-        this_rule, changes.c.change == "enter")
+        this_rule, changes.c.change == "enter"
+    )
     add = insert(m).from_select(["site_id", "segment", "profile_id", "entered_at", "context"], new)
     return (
         insert(changes).from_select(CHANGE_COLUMNS, entering),
@@ -135,6 +165,8 @@ def _statements(dialect, rule, settings_key):
 def segment_sizes(conn, site_id):
     """{segment: members} of a site."""
     rows = conn.execute(
-        select(memberships.c.segment, func.count()).where(memberships.c.site_id == site_id).group_by(memberships.c.segment)
+        select(memberships.c.segment, func.count())
+        .where(memberships.c.site_id == site_id)
+        .group_by(memberships.c.segment)
     )
     return dict(rows.all())

@@ -1,4 +1,5 @@
 """Per-connection scratch (TEMPORARY) tables of a fold and of judging; emptied before each use."""
+
 from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, delete, event
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -83,8 +84,10 @@ fold_derived = _temp(
 # instead of finding the due profiles, and that view, once per statement.
 judge_due = _temp(
     "judge_due",
-    *(Column(column.name, column.type, primary_key=column.name == "profile_id")
-      for column in ProfileFact.__table__.columns),
+    *(
+        Column(column.name, column.type, primary_key=column.name == "profile_id")
+        for column in ProfileFact.__table__.columns
+    ),
     Column("nth_product_view_at", BigInteger),
     metadata=JUDGING,
 )

@@ -9,6 +9,7 @@ very same data to SQL.
 
 Times are epoch milliseconds; durations are milliseconds.
 """
+
 import re
 from dataclasses import dataclass
 
@@ -111,26 +112,72 @@ class Setting:
 SETTINGS = (
     Setting("browse_min_views", 2, "count", 1, RECENT_VIEWS_KEPT, "`browsers`: product views needed in the window"),
     Setting("browse_window", 7 * DAY, "duration", MINUTE, 365 * DAY, "`browsers`: how recent those views must be"),
-    Setting("cart_abandon_after", HOUR, "duration", SECOND, 90 * DAY, "`cart_abandoners`: wait after the last cart add"),
-    Setting("cart_abandon_within", 7 * DAY, "duration", MINUTE, 365 * DAY, "`cart_abandoners`: leave once the last cart add is this old"),
-    Setting("checkout_abandon_after", HOUR, "duration", SECOND, 90 * DAY, "`checkout_abandoners`: wait after the last checkout start"),
-    Setting("checkout_abandon_within", 7 * DAY, "duration", MINUTE, 365 * DAY, "`checkout_abandoners`: leave once the checkout start is this old"),
+    Setting(
+        "cart_abandon_after", HOUR, "duration", SECOND, 90 * DAY, "`cart_abandoners`: wait after the last cart add"
+    ),
+    Setting(
+        "cart_abandon_within",
+        7 * DAY,
+        "duration",
+        MINUTE,
+        365 * DAY,
+        "`cart_abandoners`: leave once the last cart add is this old",
+    ),
+    Setting(
+        "checkout_abandon_after",
+        HOUR,
+        "duration",
+        SECOND,
+        90 * DAY,
+        "`checkout_abandoners`: wait after the last checkout start",
+    ),
+    Setting(
+        "checkout_abandon_within",
+        7 * DAY,
+        "duration",
+        MINUTE,
+        365 * DAY,
+        "`checkout_abandoners`: leave once the checkout start is this old",
+    ),
     Setting("active_window", 7 * DAY, "duration", MINUTE, 365 * DAY, "`active`: seen within this long"),
     Setting("dormant_after", 30 * DAY, "duration", HOUR, 3650 * DAY, "`dormant`: not seen for this long"),
-    Setting("dormant_min_sessions", 2, "count", 1, 1000, "`dormant`: sessions that make a profile one that was active..."),
+    Setting(
+        "dormant_min_sessions", 2, "count", 1, 1000, "`dormant`: sessions that make a profile one that was active..."
+    ),
     Setting("dormant_min_orders", 1, "count", 1, 1000, "`dormant`: ...or orders that do"),
     Setting("repeat_buyer_orders", 2, "count", 2, 1000, "`repeat_buyers`: orders needed (`new_buyers` have exactly 1)"),
-    Setting("email_window", 30 * DAY, "duration", DAY, 365 * DAY, "`email_engaged` / `email_unengaged`: the engagement window"),
-    Setting("min_segment_size", 10, "count", 1, 1_000_000, "Segments with fewer members are flagged as too small to act on"),
+    Setting(
+        "email_window",
+        30 * DAY,
+        "duration",
+        DAY,
+        365 * DAY,
+        "`email_engaged` / `email_unengaged`: the engagement window",
+    ),
+    Setting(
+        "min_segment_size", 10, "count", 1, 1_000_000, "Segments with fewer members are flagged as too small to act on"
+    ),
     # Privacy (see PRIVACY.md): read by the collector, the exports, the webhooks and `cohortly purge`.
     Setting("honor_dnt", True, "flag", 0, 1, "Drop events from browsers that send `DNT: 1` or `Sec-GPC: 1`"),
     Setting("store_ip", True, "flag", 0, 1, "Keep the truncated IP (IPv4 /24, IPv6 /48); off: keep no IP at all"),
     Setting("retention_days", 0, "count", 0, 36_500, "Delete events older than this many days (0: keep them)"),
-    Setting("require_consent", False, "flag", 0, 1,
-            "Exports, member lists and webhooks leave out profiles without the trait `marketing_consent: true`"),
+    Setting(
+        "require_consent",
+        False,
+        "flag",
+        0,
+        1,
+        "Exports, member lists and webhooks leave out profiles without the trait `marketing_consent: true`",
+    ),
     Setting("min_export_size", 1, "count", 1, 1_000_000, "Exports of segments with fewer members are refused (k)"),
-    Setting("identity_verification", False, "flag", 0, 1,
-            "A userId links and changes a profile only with its `userHash` (`cohortly sites identity-secret`)"),
+    Setting(
+        "identity_verification",
+        False,
+        "flag",
+        0,
+        1,
+        "A userId links and changes a profile only with its `userHash` (`cohortly sites identity-secret`)",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

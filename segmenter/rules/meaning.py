@@ -7,6 +7,7 @@
 Boundaries: `within(t, d)` holds while `now - t < d`; `older_than(t, d)` from
 `now - t >= d`. So at `now == t + d` a profile has just left a window / just passed a wait.
 """
+
 from dataclasses import dataclass
 
 from segmenter.rules.definitions import BUILT_IN, describe, failure_reason, resolve

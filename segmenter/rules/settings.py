@@ -1,4 +1,5 @@
 """Marshmallow schema of the per-site segment settings (kept in `sites.settings`)."""
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from segmenter.rules.definitions import SETTINGS, SETTINGS_BY_NAME, format_duration, parse_duration

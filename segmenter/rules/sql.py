@@ -4,12 +4,12 @@ The twin of `segmenter.rules.meaning`: the same operators, the same NULL handlin
 reasons and times (the tests hold both to one table of cases). Also the JSON context of
 each kind of segment.
 """
+
 from sqlalchemy import Float, and_, case, cast, func, literal, not_, or_, select
 
-from core import sql
-from core import schema
-from segmenter.rules import definitions
+from core import schema, sql
 from segmenter.rollup.fold_sql import NOW
+from segmenter.rules import definitions
 
 facts = schema.ProfileFact.__table__
 views = schema.ProfileView.__table__
@@ -156,41 +156,94 @@ class RuleCompiler:
         d, f = self.dialect, self.f
         if rule.context == "browsing":
             product = sql.json_object(
-                d, "id", f.c.last_product_id, "name", f.c.last_product_name, "url", f.c.last_product_url,
-                "category", f.c.last_product_category, "price", _money(f.c.last_product_price_cents),
-                "viewed_at", f.c.last_product_viewed_at,
+                d,
+                "id",
+                f.c.last_product_id,
+                "name",
+                f.c.last_product_name,
+                "url",
+                f.c.last_product_url,
+                "category",
+                f.c.last_product_category,
+                "price",
+                _money(f.c.last_product_price_cents),
+                "viewed_at",
+                f.c.last_product_viewed_at,
             )
             return sql.json_object(
-                d, "last_product", product, "top_categories", sql.json_value(d, f.c.top_categories),
-                "product_views", f.c.product_views,
+                d,
+                "last_product",
+                product,
+                "top_categories",
+                sql.json_value(d, f.c.top_categories),
+                "product_views",
+                f.c.product_views,
             )
         if rule.context == "cart":
             return sql.json_object(
-                d, "cart", self.cart_lines(), "cart_value", _money(f.c.cart_value_cents), "cart_items", f.c.cart_items,
-                "last_cart_add_at", f.c.last_cart_add_at, "last_checkout_at", f.c.last_checkout_at,
+                d,
+                "cart",
+                self.cart_lines(),
+                "cart_value",
+                _money(f.c.cart_value_cents),
+                "cart_items",
+                f.c.cart_items,
+                "last_cart_add_at",
+                f.c.last_cart_add_at,
+                "last_checkout_at",
+                f.c.last_checkout_at,
             )
         if rule.context == "buyer":
             return sql.json_object(
-                d, "order_count", f.c.order_count, "revenue", _money(f.c.revenue_cents),
-                "first_order_at", f.c.first_order_at, "last_order_at", f.c.last_order_at,
+                d,
+                "order_count",
+                f.c.order_count,
+                "revenue",
+                _money(f.c.revenue_cents),
+                "first_order_at",
+                f.c.first_order_at,
+                "last_order_at",
+                f.c.last_order_at,
             )
         if rule.context == "email":
             return sql.json_object(
-                d, "email_opens", f.c.email_opens, "email_clicks", f.c.email_clicks,
-                "first_email_at", f.c.first_email_at, "last_email_engaged_at", f.c.last_email_engaged_at,
+                d,
+                "email_opens",
+                f.c.email_opens,
+                "email_clicks",
+                f.c.email_clicks,
+                "first_email_at",
+                f.c.first_email_at,
+                "last_email_engaged_at",
+                f.c.last_email_engaged_at,
             )
         return sql.json_object(
-            d, "first_seen_at", f.c.first_seen_at, "last_seen_at", f.c.last_seen_at, "sessions", f.c.sessions,
+            d,
+            "first_seen_at",
+            f.c.first_seen_at,
+            "last_seen_at",
+            f.c.last_seen_at,
+            "sessions",
+            f.c.sessions,
         )
 
     def cart_lines(self):
         """The products in the cart (added after the last order), oldest first, as a JSON array."""
         d, f = self.dialect, self.f
         lines = (
-            select(cart.c.product_id, cart.c.name, cart.c.url, cart.c.category, cart.c.price_cents, cart.c.quantity,
-                   cart.c.at)
+            select(
+                cart.c.product_id,
+                cart.c.name,
+                cart.c.url,
+                cart.c.category,
+                cart.c.price_cents,
+                cart.c.quantity,
+                cart.c.at,
+            )
             .where(
-                cart.c.site_id == f.c.site_id, cart.c.profile_id == f.c.profile_id, cart.c.added.is_(True),
+                cart.c.site_id == f.c.site_id,
+                cart.c.profile_id == f.c.profile_id,
+                cart.c.added.is_(True),
                 or_(f.c.last_order_at.is_(None), cart.c.at > f.c.last_order_at),
             )
             .order_by(cart.c.at, cart.c.product_id)
@@ -199,8 +252,19 @@ class RuleCompiler:
             .subquery()
         )
         line = sql.json_object(
-            d, "product_id", lines.c.product_id, "name", lines.c.name, "url", lines.c.url,
-            "category", lines.c.category, "price", _money(lines.c.price_cents), "quantity", lines.c.quantity,
+            d,
+            "product_id",
+            lines.c.product_id,
+            "name",
+            lines.c.name,
+            "url",
+            lines.c.url,
+            "category",
+            lines.c.category,
+            "price",
+            _money(lines.c.price_cents),
+            "quantity",
+            lines.c.quantity,
         )
         agg = sql.json_array_agg(d, line, lines.c.at, lines.c.product_id)
         return sql.json_value(d, select(agg).scalar_subquery())
@@ -208,4 +272,3 @@ class RuleCompiler:
 
 def _money(cents):
     return cast(cents, Float) / 100
-

@@ -1,1 +1,2 @@
-"""The serving side: the REST API (`api`, `webhooks`, response `schemas`) and the dashboard (`dashboard`, `sessions`, `charts`)."""
+"""The serving side: the REST API (`api` and its resources, response `schemas`) and the dashboard (`dashboard`,
+`sessions`, `charts`)."""

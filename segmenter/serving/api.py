@@ -1,6 +1,7 @@
 """The REST API: flask-smorest's Api in Cohortly's one error shape, its resources (`segments`, `profiles`,
 `webhooks` under /api/v1 with the API key; `visitor` at /v1/segments/me with the write key), and the OpenAPI
 document with its docs page."""
+
 import glob
 import os
 
@@ -37,9 +38,11 @@ def asset(name):
 
 
 # ReDoc's sidebar shows Redocly's logo from their CDN; the policy keeps the page from asking any other host.
-DOCS_POLICY = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
-               "style-src 'self' 'unsafe-inline'; font-src 'self' data:; worker-src 'self' blob:; "
-               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; font-src 'self' data:; worker-src 'self' blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def docs_policy(response):

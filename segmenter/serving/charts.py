@@ -1,4 +1,5 @@
 """Tiny inline SVG charts for the dashboard: pure functions from numbers to SVG markup (escaped)."""
+
 from markupsafe import Markup, escape
 
 
@@ -15,7 +16,11 @@ def sparkline(points, width=160, height=36):
     def scale(x, y):
         return (round(2 + (x - x0) / span * (width - 4), 1), round(height - 2 - y / y1 * (height - 4), 1))
 
-    coords = [scale(x, y) for x, y in points] if len(points) > 1 else [(2, scale(*points[0])[1]), (width - 2, scale(*points[0])[1])]
+    coords = (
+        [scale(x, y) for x, y in points]
+        if len(points) > 1
+        else [(2, scale(*points[0])[1]), (width - 2, scale(*points[0])[1])]
+    )
     path = " ".join(f"{x},{y}" for x, y in coords)
     label = escape(f"from {ys[0]} to {ys[-1]} members")
     return Markup(

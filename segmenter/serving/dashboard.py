@@ -1,22 +1,26 @@
 """The dashboard at /dashboard: segments and their size over time, the funnel, recent enters/exits,
 bad rows and rollups. Server-rendered; signed in with the site's API key, which is exchanged for a server-side
-session (segmenter/serving/sessions.py): the cookie holds a random token, never the key. Every form carries a CSRF token."""
+session (segmenter/serving/sessions.py): the cookie holds a random token, never the key. Every form carries a
+CSRF token."""
+
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from core.db import get_engine
-from segmenter.serving import charts, sessions
-from segmenter.reads import overview, catalog
-from segmenter.serving.schemas import iso
-from segmenter.rules.settings import load_settings
 from core import sites, times
+from core.db import get_engine
+from segmenter.reads import catalog, overview
+from segmenter.rules.settings import load_settings
+from segmenter.serving import charts, sessions
+from segmenter.serving.schemas import iso
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
 COOKIE = "cohortly_session"
 CSRF_COOKIE = "cohortly_csrf"  # the signed-out sign-in form's double-submit token
 CSRF_FIELD = "csrf_token"
 # The pages run no script and load nothing; nor may another site frame them (a framed Sign out button).
-POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-          "frame-ancestors 'none'; base-uri 'none'")
+POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 FORGED = "The form was not sent from this dashboard page (or it expired). Reload the page and try again."
 
 
@@ -31,8 +35,9 @@ def _site():
 
 def _set_cookie(response, name, value, max_age):
     # Path /dashboard: no other route reads them. Strict: no other site's page can send them along.
-    response.set_cookie(name, value, max_age=max_age, path=bp.url_prefix, httponly=True, samesite="Strict",
-                        secure=request.is_secure)
+    response.set_cookie(
+        name, value, max_age=max_age, path=bp.url_prefix, httponly=True, samesite="Strict", secure=request.is_secure
+    )
 
 
 def _login_page(error=None, status=200):
@@ -79,9 +84,18 @@ def index():
     top = max((step["count"] for step in steps), default=0)
     for step in steps:
         step["chart"] = charts.bar(step["count"], top)
-    response = current_app.make_response(render_template(
-        "dashboard/index.html", site=site, segments=segments, funnel=steps, changes=recent, bad_rows=bad,
-        runs=runs, csrf=sessions.csrf_token(_token())))
+    response = current_app.make_response(
+        render_template(
+            "dashboard/index.html",
+            site=site,
+            segments=segments,
+            funnel=steps,
+            changes=recent,
+            bad_rows=bad,
+            runs=runs,
+            csrf=sessions.csrf_token(_token()),
+        )
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -1,4 +1,5 @@
 """/api/v1/profiles: one person's profile, its erasure and its access export (API key)."""
+
 import json
 
 from flask import Response, g, stream_with_context
@@ -47,7 +48,9 @@ def erase_profile(profile_id):
 
 
 @bp.route("/profiles/<path:profile_id>/export")
-@bp.doc(responses={"200": {"description": "One stored row a line: {table, row}", "content": {"application/x-ndjson": {}}}})
+@bp.doc(
+    responses={"200": {"description": "One stored row a line: {table, row}", "content": {"application/x-ndjson": {}}}}
+)
 def export_profile(profile_id):
     """Everything stored about a person (access request), as NDJSON."""
     records = privacy.profile_records(get_engine(), g.api_site["id"], profile_id)

@@ -1,5 +1,6 @@
 """Marshmallow schemas of the segment API: query arguments and responses (they also make the OpenAPI document)."""
-from datetime import timezone
+
+from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -10,7 +11,9 @@ def iso_times(value):
     """A JSON value with every integer under a key ending in `_at` shown as an ISO time."""
     if isinstance(value, dict):
         return {
-            key: iso(item) if key.endswith("_at") and isinstance(item, int) and not isinstance(item, bool) else iso_times(item)
+            key: iso(item)
+            if key.endswith("_at") and isinstance(item, int) and not isinstance(item, bool)
+            else iso_times(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
@@ -34,22 +37,29 @@ class Json(fields.Field):
 
 MAX_ID = 2**63 - 1  # the largest id a BIGINT column holds
 
-LIMIT = fields.Integer(load_default=100, validate=validate.Range(1, 1000), metadata={"description": "Page size (1-1000)"})
+LIMIT = fields.Integer(
+    load_default=100, validate=validate.Range(1, 1000), metadata={"description": "Page size (1-1000)"}
+)
 
 
 class MembersQuery(Schema):
     cursor = fields.String(metadata={"description": "`next_cursor` of the previous page"})
     limit = LIMIT
     entered_since = fields.AwareDateTime(
-        default_timezone=timezone.utc, metadata={"description": "Only members who entered at or after this time"})
+        default_timezone=UTC, metadata={"description": "Only members who entered at or after this time"}
+    )
 
 
 class ExportQuery(Schema):
-    entered_since = fields.AwareDateTime(default_timezone=timezone.utc)
+    entered_since = fields.AwareDateTime(default_timezone=UTC)
 
 
 class ChangesQuery(Schema):
-    since = fields.Integer(load_default=0, validate=validate.Range(0, MAX_ID), metadata={"description": "A change id; the feed starts after it"})
+    since = fields.Integer(
+        load_default=0,
+        validate=validate.Range(0, MAX_ID),
+        metadata={"description": "A change id; the feed starts after it"},
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
 
 
@@ -133,14 +143,23 @@ def storable_text(value):
 
 
 class WebhookCreateSchema(Schema):
-    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
-                     validate=[storable_text, validate.Length(max=2000)])
-    segments = fields.List(fields.String(validate=storable_text), load_default=None,
-                           metadata={"description": "Segment names; omitted: every segment"})
-    changes = fields.List(fields.String(validate=validate.OneOf(("enter", "exit"))),
-                          load_default=("enter", "exit"), validate=validate.Length(min=1))
-    secret = fields.String(validate=[storable_text, validate.Length(16, 200)],
-                           metadata={"description": "HMAC secret; omitted: one is made and shown once"})
+    url = fields.Url(
+        required=True, schemes={"http", "https"}, require_tld=False, validate=[storable_text, validate.Length(max=2000)]
+    )
+    segments = fields.List(
+        fields.String(validate=storable_text),
+        load_default=None,
+        metadata={"description": "Segment names; omitted: every segment"},
+    )
+    changes = fields.List(
+        fields.String(validate=validate.OneOf(("enter", "exit"))),
+        load_default=("enter", "exit"),
+        validate=validate.Length(min=1),
+    )
+    secret = fields.String(
+        validate=[storable_text, validate.Length(16, 200)],
+        metadata={"description": "HMAC secret; omitted: one is made and shown once"},
+    )
 
 
 class WebhookSchema(Schema):
@@ -185,8 +204,11 @@ class DeliveryListSchema(Schema):
 
 
 class ResyncSchema(Schema):
-    since = fields.Integer(required=True, validate=validate.Range(0, MAX_ID),
-                          metadata={"description": "Send again every change after this change id"})
+    since = fields.Integer(
+        required=True,
+        validate=validate.Range(0, MAX_ID),
+        metadata={"description": "Send again every change after this change id"},
+    )
 
 
 class ResyncResultSchema(Schema):
@@ -194,4 +216,6 @@ class ResyncResultSchema(Schema):
 
 
 class ErasureSchema(Schema):
-    erased = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "Rows deleted per table"})
+    erased = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "Rows deleted per table"}
+    )

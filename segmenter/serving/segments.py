@@ -1,4 +1,5 @@
 """/api/v1/segments: the segments, their members (pages and exports) and their changes feed (API key)."""
+
 import time
 
 from flask import Response, current_app, g, jsonify, stream_with_context
@@ -14,7 +15,13 @@ from segmenter.rules import definitions
 from segmenter.rules.settings import load_settings
 from segmenter.serving.guards import reject_nul, require_api_key
 from segmenter.serving.schemas import (
-    ChangePageSchema, ChangesQuery, ExportQuery, MemberPageSchema, MembersQuery, SegmentListSchema, SegmentSchema,
+    ChangePageSchema,
+    ChangesQuery,
+    ExportQuery,
+    MemberPageSchema,
+    MembersQuery,
+    SegmentListSchema,
+    SegmentSchema,
 )
 
 bp = Blueprint("segments", __name__, url_prefix="/api/v1", description="Segments, members and changes (API key).")
@@ -54,18 +61,20 @@ def _segments():
     for segment in catalog.describe_segments(conn, site_id, settings):
         rule = definitions.RULES_BY_NAME[segment["name"]]
         definition, used = rule_definition(rule, shown)
-        found.append({
-            "name": rule.name,
-            "description": segment["description"],
-            "definition": definition,
-            "thresholds": {name: shown[name] for name in used},
-            "size": segment["members"],
-            "min_size": segment["min_size"],
-            "too_small": segment["too_small"],
-            "last_computed_at": computed,
-            "age_seconds": age,
-            "stale": age is None or age > stale_after,
-        })
+        found.append(
+            {
+                "name": rule.name,
+                "description": segment["description"],
+                "definition": definition,
+                "thresholds": {name: shown[name] for name in used},
+                "size": segment["members"],
+                "min_size": segment["min_size"],
+                "too_small": segment["too_small"],
+                "last_computed_at": computed,
+                "age_seconds": age,
+                "stale": age is None or age > stale_after,
+            }
+        )
     return found
 
 

@@ -3,6 +3,7 @@
 The server keeps the state, so signing out (or `cohortly sites rotate-key`) ends a session for good, and the
 cookie is never a key that works anywhere else. No signing secret is needed: a token is 256 random bits.
 """
+
 import hashlib
 import hmac
 import secrets
@@ -22,8 +23,11 @@ def start(engine, site_id, now_ms, lifetime_s):
     with engine.begin() as conn:
         # A site's expired sessions are dropped here, so the table holds live ones only (plus a few).
         conn.execute(delete(sessions).where(sessions.c.site_id == site_id, sessions.c.expires_at <= now_ms))
-        conn.execute(insert(sessions).values(site_id=site_id, token_hash=hash_key(token), created_at=now_ms,
-                                             expires_at=now_ms + lifetime_s * 1000))
+        conn.execute(
+            insert(sessions).values(
+                site_id=site_id, token_hash=hash_key(token), created_at=now_ms, expires_at=now_ms + lifetime_s * 1000
+            )
+        )
     return token
 
 
@@ -31,8 +35,11 @@ def site_of(engine, token, now_ms):
     """The site a live session token signs in to, as a dict; None for an unknown, ended or expired one."""
     if not well_formed(token):
         return None
-    query = (select(sites).join(sessions, sessions.c.site_id == sites.c.id)
-             .where(sessions.c.token_hash == hash_key(token), sessions.c.expires_at > now_ms))
+    query = (
+        select(sites)
+        .join(sessions, sessions.c.site_id == sites.c.id)
+        .where(sessions.c.token_hash == hash_key(token), sessions.c.expires_at > now_ms)
+    )
     with engine.connect() as conn:
         row = conn.execute(query).first()
     return dict(row._mapping) if row else None

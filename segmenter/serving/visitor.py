@@ -1,4 +1,5 @@
 """/v1/segments/me: a visitor's own segment names, for on-site personalisation (write key)."""
+
 from flask_smorest import Blueprint
 
 from core.auth import authenticate, cors_headers

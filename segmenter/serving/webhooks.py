@@ -1,22 +1,32 @@
 """Webhook registration, delivery log and resync under /api/v1/webhooks (API key)."""
+
 import json
 
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
+from core import times
 from core.db import get_engine
 from core.errors import APIError
 from segmenter.rules import definitions
-from segmenter.webhooks import network, outbox
 from segmenter.serving.guards import reject_nul, require_api_key
 from segmenter.serving.schemas import (
-    DeliveryListSchema, DeliveryQuery, ResyncResultSchema, ResyncSchema, WebhookCreateSchema, WebhookListSchema,
+    DeliveryListSchema,
+    DeliveryQuery,
+    ResyncResultSchema,
+    ResyncSchema,
+    WebhookCreateSchema,
+    WebhookListSchema,
     WebhookSchema,
 )
-from core import times
+from segmenter.webhooks import network, outbox
 
-bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
-               description="Enter/exit notifications, signed with HMAC-SHA256 (API key).")
+bp = Blueprint(
+    "webhooks",
+    __name__,
+    url_prefix="/api/v1/webhooks",
+    description="Enter/exit notifications, signed with HMAC-SHA256 (API key).",
+)
 bp.before_request(require_api_key)
 bp.before_request(reject_nul)
 MAX_WEBHOOK_ID = 2**31 - 1
@@ -30,8 +40,9 @@ def reject_deep_json():
     try:
         json.loads(request.get_data(cache=True) or b"null")
     except RecursionError:
-        raise APIError(422, "invalid_request", "The JSON body is nested too deeply.",
-                       {"json": ["Nested too deeply."]}) from None
+        raise APIError(
+            422, "invalid_request", "The JSON body is nested too deeply.", {"json": ["Nested too deeply."]}
+        ) from None
     except ValueError:
         pass  # not JSON: the arguments' parser answers that
 
@@ -61,11 +72,20 @@ def create(args):
     try:
         network.check_url(args["url"], allowed_networks())
     except network.RefusedDestination:
-        raise APIError(422, "invalid_request", "Webhooks may only reach public addresses.", {"url": [
-            "The host is or resolves to a loopback, private, link-local, multicast, reserved or unspecified "
-            "address (the instance's own network); COHORTLY_WEBHOOK_ALLOW_NETWORKS can allow such networks."]}) from None
-    return outbox.create_webhook(get_engine(), g.api_site["id"], args["url"], args["segments"],
-                                   args["changes"], args.get("secret"))
+        raise APIError(
+            422,
+            "invalid_request",
+            "Webhooks may only reach public addresses.",
+            {
+                "url": [
+                    "The host is or resolves to a loopback, private, link-local, multicast, reserved or unspecified "
+                    "address (the instance's own network); COHORTLY_WEBHOOK_ALLOW_NETWORKS can allow such networks."
+                ]
+            },
+        ) from None
+    return outbox.create_webhook(
+        get_engine(), g.api_site["id"], args["url"], args["segments"], args["changes"], args.get("secret")
+    )
 
 
 @bp.route("", methods=["GET"])
@@ -94,8 +114,15 @@ def remove(hook_id):
 @bp.response(200, DeliveryListSchema)
 def deliveries(args, hook_id):
     """The delivery log, newest first."""
-    rows = _or_404(outbox.delivery_log, get_engine(), g.api_site["id"], hook_id,
-                   args.get("status"), args.get("before"), args["limit"])
+    rows = _or_404(
+        outbox.delivery_log,
+        get_engine(),
+        g.api_site["id"],
+        hook_id,
+        args.get("status"),
+        args.get("before"),
+        args["limit"],
+    )
     return {"deliveries": rows}
 
 

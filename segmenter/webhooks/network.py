@@ -6,6 +6,7 @@ resolution and the connection goes to that vetted address (a second lookup canno
 header and TLS (SNI and certificate check) still use the URL's name. Redirects are not followed. The
 result is a short error class, never an exception's text (that would make the log a port scanner).
 """
+
 import http.client
 import io
 import ipaddress
@@ -61,8 +62,13 @@ def is_refused(ip, allowed=()):
     if any(address in network for address in addresses for network in allowed if address.version == network.version):
         return False
     return any(
-        not address.is_global or address.is_private or address.is_loopback or address.is_link_local
-        or address.is_multicast or address.is_reserved or address.is_unspecified
+        not address.is_global
+        or address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
         for address in addresses
     )
 
@@ -154,11 +160,15 @@ def error_class(err):
     if isinstance(err, DeliveryError):
         return err.args[0]
     for kind, name in (
-        (TimeoutError, "timeout"), (ConnectionRefusedError, "connection_refused"),
-        (ssl.SSLCertVerificationError, "tls_certificate"), (ssl.SSLError, "tls_error"),
+        (TimeoutError, "timeout"),
+        (ConnectionRefusedError, "connection_refused"),
+        (ssl.SSLCertVerificationError, "tls_certificate"),
+        (ssl.SSLError, "tls_error"),
         (ssl.CertificateError, "tls_certificate"),
-        (http.client.RemoteDisconnected, "connection_closed"), (ConnectionResetError, "connection_reset"),
-        (BrokenPipeError, "connection_reset"), (http.client.HTTPException, "protocol_error"),
+        (http.client.RemoteDisconnected, "connection_closed"),
+        (ConnectionResetError, "connection_reset"),
+        (BrokenPipeError, "connection_reset"),
+        (http.client.HTTPException, "protocol_error"),
         (OSError, "network_error"),
     ):
         if isinstance(err, kind):

@@ -7,6 +7,7 @@ per webhook keeps two concurrent passes from sending the same change. Per webhoo
 change order; the first failure backs the whole webhook off. `{webhook id}-{change id}` is the
 idempotency key: a resync or a retry sends the same key again. Network rules: webhook_http.
 """
+
 import functools
 import hashlib
 import hmac
@@ -18,13 +19,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 
+from core import schema, times
 from core.db import write_engine
 from core.sql import insert_ignoring_duplicates
-from segmenter.reads import members, catalog
-from core import schema, times
 from segmenter import policy
-from segmenter.webhooks import network
+from segmenter.reads import catalog, members
 from segmenter.serving.schemas import iso, iso_times
+from segmenter.webhooks import network
 
 webhooks = schema.Webhook.__table__
 deliveries = schema.WebhookDelivery.__table__
@@ -48,6 +49,7 @@ class UnknownWebhook(LookupError):
 
 
 # --- pure ------------------------------------------------------------------------------------------
+
 
 def idempotency_key(webhook_id, change_id):
     """The key a receiver dedupes on: the same for every attempt and resync of one change."""
@@ -99,22 +101,32 @@ def payload(webhook_id, change, person):
 
 # --- registration ----------------------------------------------------------------------------------
 
+
 def create_webhook(engine, site_id, url, segments=None, changes_wanted=CHANGES, secret=None):
     """Register a receiver; it gets the changes made from now on. Returns it with its secret."""
     secret = secret or "whsec_" + secrets.token_urlsafe(24)
     with write_engine(engine).begin() as conn:
         cursor = conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)).where(changes.c.site_id == site_id))
-        hook_id = conn.execute(insert(webhooks).values(
-            site_id=site_id, url=url, segments=list(segments) if segments else None,
-            changes=list(changes_wanted), secret=secret, cursor=cursor, created_at=times.now_ms(),
-        )).inserted_primary_key[0]
+        hook_id = conn.execute(
+            insert(webhooks).values(
+                site_id=site_id,
+                url=url,
+                segments=list(segments) if segments else None,
+                changes=list(changes_wanted),
+                secret=secret,
+                cursor=cursor,
+                created_at=times.now_ms(),
+            )
+        ).inserted_primary_key[0]
     return {**get_webhook(engine, site_id, hook_id), "secret": secret}
 
 
 def list_webhooks(engine, site_id):
     """The site's webhooks with their delivery counts (never the secret)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(webhooks).where(webhooks.c.site_id == site_id).order_by(webhooks.c.id)).mappings().all()
+        rows = (
+            conn.execute(select(webhooks).where(webhooks.c.site_id == site_id).order_by(webhooks.c.id)).mappings().all()
+        )
         counts = {}
         for hook_id, status, count in conn.execute(
             select(deliveries.c.webhook_id, deliveries.c.status, func.count())
@@ -143,8 +155,12 @@ def delete_webhook(engine, site_id, hook_id):
 
 def _public(row, counts):
     return {
-        "id": row["id"], "url": row["url"], "segments": row["segments"], "changes": row["changes"],
-        "cursor": row["cursor"], "created_at": row["created_at"],
+        "id": row["id"],
+        "url": row["url"],
+        "segments": row["segments"],
+        "changes": row["changes"],
+        "cursor": row["cursor"],
+        "created_at": row["created_at"],
         "deliveries": {status: counts.get(status, 0) for status in STATUSES},
     }
 
@@ -190,10 +206,13 @@ def resync(engine, site_id, hook_id, since, now):
 
 # --- queueing and delivery -------------------------------------------------------------------------
 
+
 def _wanted(hook, above, up_to):
     """The site's change ids in (above, up_to] this webhook wants."""
     query = select(changes.c.id).where(
-        changes.c.site_id == hook["site_id"], changes.c.id > above, changes.c.id <= up_to,
+        changes.c.site_id == hook["site_id"],
+        changes.c.id > above,
+        changes.c.id <= up_to,
         changes.c.change.in_(hook["changes"]),
     )
     if hook["segments"]:
@@ -206,10 +225,16 @@ def _queue(conn, hook, above, up_to, now, due_at=None):
     wanted = _wanted(hook, above, up_to)
     due_at = now if due_at is None else due_at
     rows = select(
-        literal(hook["id"]), wanted.c.id, literal("pending"), literal(0), literal(due_at), literal(now),
+        literal(hook["id"]),
+        wanted.c.id,
+        literal("pending"),
+        literal(0),
+        literal(due_at),
+        literal(now),
     ).where(wanted.c.id.is_not(None))  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
     stmt = insert_ignoring_duplicates(conn, deliveries, ["webhook_id", "change_id"]).from_select(
-        ["webhook_id", "change_id", "status", "attempts", "next_attempt_at", "created_at"], rows)
+        ["webhook_id", "change_id", "status", "attempts", "next_attempt_at", "created_at"], rows
+    )
     # Counted by RETURNING: psycopg reports no rowcount for this statement.
     return len(conn.execute(stmt.returning(deliveries.c.id)).all())
 
@@ -290,11 +315,19 @@ def _hooks_due(engine, now):
             .having(func.min(deliveries.c.next_attempt_at) <= now)
             .subquery()
         )
-        rows = conn.execute(
-            select(webhooks).join(waiting, waiting.c.webhook_id == webhooks.c.id).order_by(waiting.c.due, webhooks.c.id)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                select(webhooks)
+                .join(waiting, waiting.c.webhook_id == webhooks.c.id)
+                .order_by(waiting.c.due, webhooks.c.id)
+            )
+            .mappings()
+            .all()
+        )
     settings = {site_id: catalog.site_settings(engine, site_id) for site_id in {row["site_id"] for row in rows}}
-    sizes = {site_id: members.size_counter(engine, site_id, site_settings) for site_id, site_settings in settings.items()}
+    sizes = {
+        site_id: members.size_counter(engine, site_id, site_settings) for site_id, site_settings in settings.items()
+    }
     return [{**row, "settings": settings[row["site_id"]], "size": sizes[row["site_id"]]} for row in rows]
 
 
@@ -302,20 +335,27 @@ def _claim(engine, hook_id, token, seconds):
     """Lease a webhook for this pass (committed before any POST); False when another pass holds it."""
     wall = int(time.time() * 1000)
     with write_engine(engine).begin() as conn:
-        return conn.execute(
-            update(webhooks)
-            .where(webhooks.c.id == hook_id,
-                   or_(webhooks.c.claimed_until.is_(None), webhooks.c.claimed_until < wall))
-            .values(claimed_by=token, claimed_until=wall + int((seconds + LEASE_SLACK_SECONDS) * 1000))
-        ).rowcount == 1
+        return (
+            conn.execute(
+                update(webhooks)
+                .where(
+                    webhooks.c.id == hook_id, or_(webhooks.c.claimed_until.is_(None), webhooks.c.claimed_until < wall)
+                )
+                .values(claimed_by=token, claimed_until=wall + int((seconds + LEASE_SLACK_SECONDS) * 1000))
+            ).rowcount
+            == 1
+        )
 
 
 def _release(engine, hook_ids, token):
     if not hook_ids:
         return
     with write_engine(engine).begin() as conn:
-        conn.execute(update(webhooks).where(webhooks.c.id.in_(hook_ids), webhooks.c.claimed_by == token)
-                     .values(claimed_by=None, claimed_until=None))
+        conn.execute(
+            update(webhooks)
+            .where(webhooks.c.id.in_(hook_ids), webhooks.c.claimed_by == token)
+            .values(claimed_by=None, claimed_until=None)
+        )
 
 
 def _deliver_next(engine, hook, now, send, timeout, result):
@@ -354,10 +394,21 @@ def _deliver_next(engine, hook, now, send, timeout, result):
 def _due(conn, hook_id, limit=BATCH):
     query = (
         select(
-            deliveries.c.id.label("delivery_id"), deliveries.c.attempts, deliveries.c.next_attempt_at,
-            deliveries.c.change_id, changes.c.id, changes.c.segment, changes.c.change, changes.c.profile_id,
-            changes.c.at, changes.c.detected_at, changes.c.reason, changes.c.context,
-            facts.c.user_id, facts.c.email, facts.c.traits,
+            deliveries.c.id.label("delivery_id"),
+            deliveries.c.attempts,
+            deliveries.c.next_attempt_at,
+            deliveries.c.change_id,
+            changes.c.id,
+            changes.c.segment,
+            changes.c.change,
+            changes.c.profile_id,
+            changes.c.at,
+            changes.c.detected_at,
+            changes.c.reason,
+            changes.c.context,
+            facts.c.user_id,
+            facts.c.email,
+            facts.c.traits,
         )
         .join(changes, changes.c.id == deliveries.c.change_id)
         .outerjoin(facts, and_(facts.c.site_id == changes.c.site_id, facts.c.profile_id == changes.c.profile_id))
@@ -370,8 +421,9 @@ def _due(conn, hook_id, limit=BATCH):
 
 def _skip(engine, item, why):
     with write_engine(engine).begin() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id == item["delivery_id"])
-                     .values(status="skipped", last_error=why))
+        conn.execute(
+            update(deliveries).where(deliveries.c.id == item["delivery_id"]).values(status="skipped", last_error=why)
+        )
 
 
 def _record(engine, item, ok, status, error, now):
@@ -383,13 +435,21 @@ def _record(engine, item, ok, status, error, now):
     else:
         values = {"next_attempt_at": now + retry_delay(attempts), "last_error": error}
     with write_engine(engine).begin() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id == item["delivery_id"])
-                     .values(attempts=attempts, last_status=status, **values))
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == item["delivery_id"])
+            .values(attempts=attempts, last_status=status, **values)
+        )
         if not ok:
             # The webhook's later changes wait behind this one.
-            conn.execute(update(deliveries).where(
-                deliveries.c.webhook_id == select(deliveries.c.webhook_id).where(
-                    deliveries.c.id == item["delivery_id"]).scalar_subquery(),
-                deliveries.c.status == "pending", deliveries.c.id != item["delivery_id"],
-                deliveries.c.next_attempt_at < values.get("next_attempt_at", now),
-            ).values(next_attempt_at=values.get("next_attempt_at", now)))
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.webhook_id
+                    == select(deliveries.c.webhook_id).where(deliveries.c.id == item["delivery_id"]).scalar_subquery(),
+                    deliveries.c.status == "pending",
+                    deliveries.c.id != item["delivery_id"],
+                    deliveries.c.next_attempt_at < values.get("next_attempt_at", now),
+                )
+                .values(next_attempt_at=values.get("next_attempt_at", now))
+            )

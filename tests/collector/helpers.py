@@ -1,4 +1,5 @@
 """Small helpers shared by the collector tests."""
+
 from sqlalchemy import func, select
 
 from core.schema import BadRow, Event, Site
@@ -20,8 +21,7 @@ def counts(engine):
     """How many rows each table the collector writes holds."""
     with engine.connect() as conn:
         return {
-            model.__tablename__: conn.scalar(select(func.count()).select_from(model))
-            for model in (Event, BadRow, Site)
+            model.__tablename__: conn.scalar(select(func.count()).select_from(model)) for model in (Event, BadRow, Site)
         }
 
 

@@ -1,5 +1,6 @@
 """What a visitor may not make Cohortly store: absurd times and amounts, blank ids, deep nesting, and more
 bytes than the request limits (a batch's context copied into every message)."""
+
 import gzip
 import json
 
@@ -24,17 +25,21 @@ def bad_rows(engine, site):
 
 # --- times ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fields, field", [
-    ({"timestamp": "0001-01-01T00:00:00+14:00"}, "timestamp"),  # year 0 in UTC
-    ({"timestamp": "1999-12-31T23:59:59Z"}, "timestamp"),
-    ({"timestamp": "9999-12-31T23:59:59-14:00"}, "timestamp"),
-    ({"timestamp": "2100-01-01T00:00:00Z"}, "timestamp"),
-    ({"originalTimestamp": "0001-01-01T00:00:00Z"}, "originalTimestamp"),
-    ({"timestamp": "2026-01-15T10:00:00Z", "sentAt": "9999-12-31T23:59:59Z"}, "sentAt"),
-    ({"timestamp": "2026-01-15T10:00:00Z", "sentAt": "0001-01-01T00:00:00+14:00"}, "sentAt"),
-    # Both in range, but the skew correction moves the event to 1928.
-    ({"timestamp": "2001-01-01T00:00:00Z", "sentAt": "2099-01-01T00:00:00Z"}, "timestamp"),
-])
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"timestamp": "0001-01-01T00:00:00+14:00"}, "timestamp"),  # year 0 in UTC
+        ({"timestamp": "1999-12-31T23:59:59Z"}, "timestamp"),
+        ({"timestamp": "9999-12-31T23:59:59-14:00"}, "timestamp"),
+        ({"timestamp": "2100-01-01T00:00:00Z"}, "timestamp"),
+        ({"originalTimestamp": "0001-01-01T00:00:00Z"}, "originalTimestamp"),
+        ({"timestamp": "2026-01-15T10:00:00Z", "sentAt": "9999-12-31T23:59:59Z"}, "sentAt"),
+        ({"timestamp": "2026-01-15T10:00:00Z", "sentAt": "0001-01-01T00:00:00+14:00"}, "sentAt"),
+        # Both in range, but the skew correction moves the event to 1928.
+        ({"timestamp": "2001-01-01T00:00:00Z", "sentAt": "2099-01-01T00:00:00Z"}, "timestamp"),
+    ],
+)
 def test_a_time_out_of_range_rejects_the_message(client, engine, site, fields, field):
     answer = post_batch(client, site, [track(messageId="good"), track(messageId="bad", **fields)])
     assert answer["accepted"] == 1
@@ -49,10 +54,13 @@ def test_a_time_out_of_range_rejects_the_message(client, engine, site, fields, f
 
 @pytest.mark.parametrize("sent_at", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 def test_an_absurd_batch_sent_at_rejects_its_messages(client, engine, site, sent_at):
-    answer = post_batch(client, site, [track(messageId="a", timestamp="2026-01-15T10:00:00Z"), track(messageId="b")],
-                        sentAt=sent_at)
+    answer = post_batch(
+        client, site, [track(messageId="a", timestamp="2026-01-15T10:00:00Z"), track(messageId="b")], sentAt=sent_at
+    )
     assert answer["accepted"] == 0
-    assert [(fault["code"], list(fault["fields"])) for fault in answer["rejected"]] == [("invalid_timestamp", ["sentAt"])] * 2
+    assert [(fault["code"], list(fault["fields"])) for fault in answer["rejected"]] == [
+        ("invalid_timestamp", ["sentAt"])
+    ] * 2
     assert counts(engine)["events"] == 0
     assert counts(engine)["bad_rows"] == 2
 
@@ -66,8 +74,14 @@ def test_a_time_out_of_range_to_a_single_endpoint_is_a_400(client, engine, site,
 
 
 def test_times_at_the_bounds_are_kept(client, engine, site):
-    answer = post_batch(client, site, [track(messageId="first", timestamp="2000-01-01T00:00:00Z"),
-                                       track(messageId="last", timestamp="2099-12-31T23:59:59Z")])
+    answer = post_batch(
+        client,
+        site,
+        [
+            track(messageId="first", timestamp="2000-01-01T00:00:00Z"),
+            track(messageId="last", timestamp="2099-12-31T23:59:59Z"),
+        ],
+    )
     assert (answer["accepted"], answer["rejected"]) == (2, [])
     first, last = stored(engine)
     assert first["timestamp"] == 946_684_800_000
@@ -76,20 +90,25 @@ def test_times_at_the_bounds_are_kept(client, engine, site):
 
 # --- amounts -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("properties, field", [
-    ({"price": 999999999999, "quantity": 1000000}, "properties.price"),
-    ({"price": 10, "quantity": 1000000}, "properties.quantity"),
-    ({"price": 10, "quantity": -1}, "properties.quantity"),
-    ({"price": -1e12}, "properties.price"),
-    ({"revenue": 1e300}, "properties.revenue"),
-    ({"total": 2**70}, "properties.total"),
-    ({"value": 1_000_000_001}, "properties.value"),
-    ({"products": [{"price": 5}, {"price": 1e10}]}, "properties.products[1].price"),
-    ({"products": [{"quantity": 10001}]}, "properties.products[0].quantity"),
-])
+
+@pytest.mark.parametrize(
+    "properties, field",
+    [
+        ({"price": 999999999999, "quantity": 1000000}, "properties.price"),
+        ({"price": 10, "quantity": 1000000}, "properties.quantity"),
+        ({"price": 10, "quantity": -1}, "properties.quantity"),
+        ({"price": -1e12}, "properties.price"),
+        ({"revenue": 1e300}, "properties.revenue"),
+        ({"total": 2**70}, "properties.total"),
+        ({"value": 1_000_000_001}, "properties.value"),
+        ({"products": [{"price": 5}, {"price": 1e10}]}, "properties.products[1].price"),
+        ({"products": [{"quantity": 10001}]}, "properties.products[0].quantity"),
+    ],
+)
 def test_an_amount_the_rollup_sums_is_bounded(client, engine, site, properties, field):
-    answer = post_batch(client, site, [track(messageId="good"),
-                                       track("Product Added", messageId="bad", properties=properties)])
+    answer = post_batch(
+        client, site, [track(messageId="good"), track("Product Added", messageId="bad", properties=properties)]
+    )
     assert answer["accepted"] == 1
     [fault] = answer["rejected"]
     assert (fault["code"], list(fault["fields"])) == ("out_of_range", [field])
@@ -105,39 +124,53 @@ def test_amounts_in_range_and_non_numbers_are_kept(client, engine, site):
         {"products": [{"price": 19.99, "quantity": 2}, "not an object", {"price": None}]},
         {"price": True, "note": 10**30},
     ]
-    answer = post_batch(client, site, [track("Order Completed", messageId=str(i), properties=p) for i, p in enumerate(kept)])
+    answer = post_batch(
+        client, site, [track("Order Completed", messageId=str(i), properties=p) for i, p in enumerate(kept)]
+    )
     assert (answer["accepted"], answer["rejected"]) == (len(kept), [])
     assert counts(engine)["events"] == len(kept)
 
 
 # --- blank ids -----------------------------------------------------------------------------------
 
+
 def test_a_blank_id_is_absent(client, engine, site):
-    answer = post_batch(client, site, [
-        track(messageId="empty-user", userId="", anonymousId="anon-1"),
-        track(messageId="blank-user", userId="  ", anonymousId="anon-2"),
-        {"type": "identify", "messageId": "no-id", "userId": "", "anonymousId": " \t"},
-        {"type": "alias", "messageId": "alias", "previousId": "", "userId": "u1"},
-        {"type": "group", "messageId": "group", "groupId": " ", "anonymousId": "anon-3"},
-    ])
+    answer = post_batch(
+        client,
+        site,
+        [
+            track(messageId="empty-user", userId="", anonymousId="anon-1"),
+            track(messageId="blank-user", userId="  ", anonymousId="anon-2"),
+            {"type": "identify", "messageId": "no-id", "userId": "", "anonymousId": " \t"},
+            {"type": "alias", "messageId": "alias", "previousId": "", "userId": "u1"},
+            {"type": "group", "messageId": "group", "groupId": " ", "anonymousId": "anon-3"},
+        ],
+    )
     assert answer["accepted"] == 2
     assert [(fault["index"], fault["code"], list(fault["fields"])) for fault in answer["rejected"]] == [
-        (2, "invalid_message", ["userId"]), (3, "invalid_message", ["previousId"]), (4, "invalid_message", ["groupId"])]
+        (2, "invalid_message", ["userId"]),
+        (3, "invalid_message", ["previousId"]),
+        (4, "invalid_message", ["groupId"]),
+    ]
     rows = stored(engine)
     assert [(row["message_id"], row["user_id"], row["anonymous_id"]) for row in rows] == [
-        ("empty-user", None, "anon-1"), ("blank-user", None, "anon-2")]
+        ("empty-user", None, "anon-1"),
+        ("blank-user", None, "anon-2"),
+    ]
     assert counts(engine)["bad_rows"] == 3
 
 
 def test_a_blank_user_id_alone_is_the_missing_id_case(client, engine, site):
-    response = client.post("/v1/identify", json={"userId": "", "traits": {"email": "a@example.com"}},
-                           headers=basic(site["write_key"]))
+    response = client.post(
+        "/v1/identify", json={"userId": "", "traits": {"email": "a@example.com"}}, headers=basic(site["write_key"])
+    )
     error = assert_error(response, 400, "invalid_message")
     assert "userId" in error["fields"]
     assert counts(engine)["events"] == 0
 
 
 # --- depth ---------------------------------------------------------------------------------------
+
 
 def nested(depth):
     """JSON text of objects nested `depth` levels deep."""
@@ -149,8 +182,9 @@ def message_text(properties_text, **fields):
     return json.dumps(fields)[:-1] + ', "properties": ' + properties_text + "}"
 
 
-@pytest.mark.parametrize("path", ["/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/alias", "/v1/group",
-                                  "/v1/screen"])
+@pytest.mark.parametrize(
+    "path", ["/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/alias", "/v1/group", "/v1/screen"]
+)
 def test_json_nested_5000_deep_is_a_400_on_every_route(client, engine, site, path):
     body = message_text(nested(5000))
     if path == "/v1/batch":
@@ -162,7 +196,9 @@ def test_json_nested_5000_deep_is_a_400_on_every_route(client, engine, site, pat
 
 @pytest.mark.parametrize("depth", [33, 100, 900, 990])
 def test_a_message_nested_deeper_than_32_is_rejected(client, engine, site, depth):
-    body = '{"batch": [' + message_text(nested(depth), messageId="deep") + ", " + json.dumps(track(messageId="ok")) + "]}"
+    body = (
+        '{"batch": [' + message_text(nested(depth), messageId="deep") + ", " + json.dumps(track(messageId="ok")) + "]}"
+    )
     response = client.post("/v1/batch", data=body, headers=basic(site["write_key"]), content_type="application/json")
     if response.status_code == 400:  # too deep for this worker's stack to parse at all
         assert_error(response, 400, "invalid_json")
@@ -177,8 +213,9 @@ def test_a_message_nested_deeper_than_32_is_rejected(client, engine, site, depth
 
 
 def test_a_single_message_nested_deeper_than_32_is_a_400(client, engine, site):
-    response = client.post("/v1/track", data=message_text(nested(40)), headers=basic(site["write_key"]),
-                           content_type="application/json")
+    response = client.post(
+        "/v1/track", data=message_text(nested(40)), headers=basic(site["write_key"]), content_type="application/json"
+    )
     error = assert_error(response, 400, "too_deep")
     assert "properties" in error["fields"]
     assert counts(engine)["events"] == 0
@@ -199,6 +236,7 @@ def test_a_batch_context_nested_deeper_than_32_is_a_400(client, engine, site):
 
 
 # --- what one request may store ------------------------------------------------------------------
+
 
 def stored_bytes(engine):
     return sum(len(json.dumps(row["context"])) + len(json.dumps(row["properties"])) for row in stored(engine))

@@ -1,16 +1,28 @@
 """The `cohortly` command line: sites, keys and the schema."""
+
 import json
 
 from sqlalchemy import inspect
 
+from core import sites
 from core.cli import main
 from core.db import make_engine
-from core import sites
 
 
 def test_sites_create_json_prints_the_keys_once(runner, engine):
-    result = runner.invoke(main, ["sites", "create", "shop", "--origin", "https://shop.example",
-                                  "--origin", "https://www.shop.example", "--json"])
+    result = runner.invoke(
+        main,
+        [
+            "sites",
+            "create",
+            "shop",
+            "--origin",
+            "https://shop.example",
+            "--origin",
+            "https://www.shop.example",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
     assert set(created) == {"site_id", "write_key", "api_key"}

@@ -1,4 +1,5 @@
 """Files holding the data or keys are created readable by their owner only."""
+
 import json
 import os
 import stat

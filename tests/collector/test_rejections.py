@@ -1,4 +1,5 @@
 """Every way a request or message is refused: the status, the one error shape, and nothing stored."""
+
 import gzip
 import json
 
@@ -22,26 +23,33 @@ def assert_error(response, status, code):
 
 # --- whole-request faults: 4xx, nothing stored at all ------------------------------------------
 
-@pytest.mark.parametrize("data, code", [
-    (b"{not json", "invalid_json"),
-    (b"", "invalid_json"),
-    (b"[1, 2]", "invalid_json"),
-    (b'"a string"', "invalid_json"),
-    (b'{"batch": [{"type": "track", "event": "\xff\xfe", "anonymousId": "a"}]}', "invalid_json"),
-    (b"NaN-ish garbage \x00\x01", "invalid_json"),
-])
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"{not json", "invalid_json"),
+        (b"", "invalid_json"),
+        (b"[1, 2]", "invalid_json"),
+        (b'"a string"', "invalid_json"),
+        (b'{"batch": [{"type": "track", "event": "\xff\xfe", "anonymousId": "a"}]}', "invalid_json"),
+        (b"NaN-ish garbage \x00\x01", "invalid_json"),
+    ],
+)
 def test_malformed_body(client, engine, site, data, code):
     response = client.post("/v1/batch", data=data, headers=basic(site["write_key"]), content_type="application/json")
     assert_error(response, 400, code)
     assert counts(engine) == NOTHING
 
 
-@pytest.mark.parametrize("headers, body, code", [
-    ({}, {"batch": [track()]}, "missing_write_key"),
-    ({"Authorization": "Basic !!!notbase64"}, {"batch": [track()]}, "invalid_write_key"),
-    ({}, {"batch": [track()], "writeKey": "wk_unknown"}, "invalid_write_key"),
-    ({}, {"batch": [track()], "writeKey": 12345}, "missing_write_key"),
-])
+@pytest.mark.parametrize(
+    "headers, body, code",
+    [
+        ({}, {"batch": [track()]}, "missing_write_key"),
+        ({"Authorization": "Basic !!!notbase64"}, {"batch": [track()]}, "invalid_write_key"),
+        ({}, {"batch": [track()], "writeKey": "wk_unknown"}, "invalid_write_key"),
+        ({}, {"batch": [track()], "writeKey": 12345}, "missing_write_key"),
+    ],
+)
 def test_missing_or_bad_write_key(client, engine, site, headers, body, code):
     response = client.post("/v1/batch", json=body, headers=headers)
     assert_error(response, 401, code)
@@ -49,17 +57,22 @@ def test_missing_or_bad_write_key(client, engine, site, headers, body, code):
 
 
 def test_unknown_basic_user(client, engine, site):
-    assert_error(client.post("/v1/batch", json={"batch": [track()]}, headers=basic("wk_nope")), 401, "invalid_write_key")
+    assert_error(
+        client.post("/v1/batch", json={"batch": [track()]}, headers=basic("wk_nope")), 401, "invalid_write_key"
+    )
     assert counts(engine) == NOTHING
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"batch": "not a list"}, "batch"),
-    ({"batch": [track()], "sentAt": "yesterday"}, "sentAt"),
-    ({"batch": [track()], "context": ["not", "a", "dict"]}, "context"),
-    ({"batch": [track()], "surprise": 1}, "surprise"),
-    ({"messages": [track()]}, "batch"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"batch": "not a list"}, "batch"),
+        ({"batch": [track()], "sentAt": "yesterday"}, "sentAt"),
+        ({"batch": [track()], "context": ["not", "a", "dict"]}, "context"),
+        ({"batch": [track()], "surprise": 1}, "surprise"),
+        ({"messages": [track()]}, "batch"),
+    ],
+)
 def test_invalid_envelope(client, engine, site, body, field):
     error = assert_error(client.post("/v1/batch", json=body, headers=basic(site["write_key"])), 400, "invalid_payload")
     assert field in error["fields"]
@@ -75,15 +88,17 @@ def test_request_over_500_kb(client, engine, site):
 
 def test_gzip_bomb_over_the_limit(client, engine, site):
     body = json.dumps({"batch": [track(properties={"pad": " " * 2_000_000})]}).encode()
-    response = client.post("/v1/batch", data=gzip.compress(body),
-                           headers={**basic(site["write_key"]), "Content-Encoding": "gzip"})
+    response = client.post(
+        "/v1/batch", data=gzip.compress(body), headers={**basic(site["write_key"]), "Content-Encoding": "gzip"}
+    )
     assert_error(response, 413, "payload_too_large")
     assert counts(engine) == NOTHING
 
 
 def test_broken_gzip(client, engine, site):
-    response = client.post("/v1/batch", data=b"\x1f\x8bnot gzip at all",
-                           headers={**basic(site["write_key"]), "Content-Encoding": "gzip"})
+    response = client.post(
+        "/v1/batch", data=b"\x1f\x8bnot gzip at all", headers={**basic(site["write_key"]), "Content-Encoding": "gzip"}
+    )
     assert_error(response, 400, "invalid_body")
     assert counts(engine) == NOTHING
 
@@ -99,13 +114,16 @@ def test_gzip_must_be_one_whole_stream(client, engine, site, cut):
 
 def test_more_than_2500_messages(client, engine, site):
     batch = [{"type": "page", "anonymousId": "a"}] * 2501
-    assert_error(client.post("/v1/batch", json={"batch": batch}, headers=basic(site["write_key"])), 413, "payload_too_large")
+    assert_error(
+        client.post("/v1/batch", json={"batch": batch}, headers=basic(site["write_key"])), 413, "payload_too_large"
+    )
     assert counts(engine) == NOTHING
 
 
 def test_origin_not_allowed(client, engine, site):
-    response = client.post("/v1/batch", json={"batch": [track()]},
-                           headers={**basic(site["write_key"]), "Origin": "https://evil.example"})
+    response = client.post(
+        "/v1/batch", json={"batch": [track()]}, headers={**basic(site["write_key"]), "Origin": "https://evil.example"}
+    )
     assert_error(response, 403, "origin_not_allowed")
     assert "Access-Control-Allow-Origin" not in response.headers
     assert counts(engine) == NOTHING
@@ -114,7 +132,10 @@ def test_origin_not_allowed(client, engine, site):
 def test_rate_limit_gives_429_with_retry_after(database_url, engine, site):
     app = create_app({"DATABASE_URL": database_url, "RATE_LIMIT": 0.001, "RATE_BURST": 2, "RETRY_AFTER": 7})
     client = app.test_client()
-    ok = [client.post("/v1/batch", json={"batch": [track(messageId=str(i))]}, headers=basic(site["write_key"])) for i in range(2)]
+    ok = [
+        client.post("/v1/batch", json={"batch": [track(messageId=str(i))]}, headers=basic(site["write_key"]))
+        for i in range(2)
+    ]
     assert [r.status_code for r in ok] == [200, 200]
     limited = client.post("/v1/batch", json={"batch": [track(messageId="third")]}, headers=basic(site["write_key"]))
     assert_error(limited, 429, "rate_limited")
@@ -168,9 +189,14 @@ def test_bad_message_in_a_batch_is_rejected_alone(client, engine, site, bad, cod
     assert counts(engine)["bad_rows"] == 1
 
 
-@pytest.mark.parametrize("bad, code, field", [m for m in BAD_MESSAGES if isinstance(m[0], dict) and "type" in m[0] and m[0]["type"] == "track"])
+@pytest.mark.parametrize(
+    "bad, code, field",
+    [m for m in BAD_MESSAGES if isinstance(m[0], dict) and "type" in m[0] and m[0]["type"] == "track"],
+)
 def test_bad_message_to_a_single_endpoint_gets_400(client, engine, site, bad, code, field):
-    response = client.post("/v1/track", data=json.dumps(bad), headers=basic(site["write_key"]), content_type="application/json")
+    response = client.post(
+        "/v1/track", data=json.dumps(bad), headers=basic(site["write_key"]), content_type="application/json"
+    )
     error = assert_error(response, 400, code)
     if field:
         assert field in error["fields"]
@@ -178,7 +204,9 @@ def test_bad_message_to_a_single_endpoint_gets_400(client, engine, site, bad, co
 
 
 def test_single_endpoint_refuses_another_type(client, engine, site):
-    response = client.post("/v1/page", json={"type": "track", "event": "E", "anonymousId": "a"}, headers=basic(site["write_key"]))
+    response = client.post(
+        "/v1/page", json={"type": "track", "event": "E", "anonymousId": "a"}, headers=basic(site["write_key"])
+    )
     assert_error(response, 400, "invalid_message")
     assert counts(engine) == NOTHING
 
@@ -186,7 +214,7 @@ def test_single_endpoint_refuses_another_type(client, engine, site):
 def test_bad_rows_are_bounded(database_url, engine, site):
     app = create_app({"DATABASE_URL": database_url, "BAD_ROWS_KEEP": 3})
     client = app.test_client()
-    for i in range(3):
+    for _ in range(3):
         client.post("/v1/batch", json={"batch": [{"type": "nope"}, {"type": "nope"}]}, headers=basic(site["write_key"]))
     assert counts(engine)["bad_rows"] == 3
     app.extensions["cohortly_engine"].dispose()
@@ -222,6 +250,8 @@ def test_bad_rows_keep_no_user_agent_string(client, engine, site):
     assert [fault["code"] for fault in response.json["rejected"]] == ["invalid_message"] * 2
     rows = store.recent_bad_rows(engine, site["site_id"])
     assert len(rows) == 2
-    assert not any("uniq-7f3a" in json.dumps(row, default=str) or "203.0.113.9" in json.dumps(row, default=str) for row in rows)
+    assert not any(
+        "uniq-7f3a" in json.dumps(row, default=str) or "203.0.113.9" in json.dumps(row, default=str) for row in rows
+    )
     assert json.loads(rows[-1]["payload"])["context"] == {"locale": "fr-FR"}
     assert counts(engine)["events"] == 0

@@ -1,6 +1,7 @@
 """Fixtures of the browser tests. Chromium and the test pages' server are started once for the whole run (one
 Playwright instance: two may not run at once); the tracker's tests of a module share one live collector, each test
 on a site of its own, so that a test pays for no gunicorn start of its own."""
+
 import pytest
 
 from tests.conftest import fresh_database

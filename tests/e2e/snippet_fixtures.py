@@ -1,18 +1,20 @@
 """Helpers of the tracker's browser tests: the test pages served on their own origin, Chromium's settings, and a
 site whose pages carry the tracker. The fixtures over them are in tests/e2e/conftest.py."""
+
 import functools
 import http.server
 import os
 import threading
 import time
 
+from core import sites
 from core.db import write_engine
 from tests.live import free_port, wait_for
-from core import sites
 
 PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
-BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                     "collector", "static", "c.js")
+BUILD = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "collector", "static", "c.js"
+)
 # Other vendors' browser libraries, installed from tests/e2e/browser_sdks/package-lock.json: served by the pages'
 # server (as a site bundling them would), so that no page needs a CDN.
 SDKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_sdks", "node_modules")
@@ -20,14 +22,22 @@ VENDOR = {
     "/vendor/analytics-next.js": os.path.join(SDKS, "@segment", "analytics-next", "dist", "umd", "index.js"),
     # RudderStack's builds with their plugins bundled (none fetched): for current browsers, and for legacy ones.
     "/vendor/rudder-analytics-modern.js": os.path.join(
-        SDKS, "@rudderstack", "analytics-js", "dist", "npm", "modern", "bundled", "umd", "index.js"),
+        SDKS, "@rudderstack", "analytics-js", "dist", "npm", "modern", "bundled", "umd", "index.js"
+    ),
     "/vendor/rudder-analytics-legacy.js": os.path.join(
-        SDKS, "@rudderstack", "analytics-js", "dist", "npm", "legacy", "bundled", "umd", "index.js"),
+        SDKS, "@rudderstack", "analytics-js", "dist", "npm", "legacy", "bundled", "umd", "index.js"
+    ),
 }
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -136,8 +146,10 @@ class Tracked:
         context = self.browser.new_context()
         self.contexts.append(context)
         context.add_init_script(FETCH_LOG)
-        context.on("request", lambda request: _is_batch(request) and self.content_types.add(
-            request.headers.get("content-type")))
+        context.on(
+            "request",
+            lambda request: _is_batch(request) and self.content_types.add(request.headers.get("content-type")),
+        )
         if jitter is not None:
             context.add_init_script(f"Math.random = () => {float(jitter)};")
         if init_script:
@@ -148,8 +160,15 @@ class Tracked:
         """Another page (tab) in `context`."""
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("console", lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text
-                and "net::" not in msg.text and self.errors.append(msg.text))
+        page.on(
+            "console",
+            lambda msg: (
+                msg.type == "error"
+                and "Failed to load resource" not in msg.text
+                and "net::" not in msg.text
+                and self.errors.append(msg.text)
+            ),
+        )
         return page
 
     def requests(self):
@@ -179,13 +198,13 @@ class Tracked:
         """How many requests carrying `message_id` may have been stored: those answered 2xx, and those whose end
         the page did not see (e.g. a keepalive one at pagehide). A network failure, or an answer of 429 or 503
         (a busy database on a loaded machine), stores nothing: the collector stores a request whole or not at all."""
-        return sum(r["ids"].count(message_id) for r in self.requests()
-                   if r["status"] is None or 200 <= r["status"] < 300)
+        return sum(
+            r["ids"].count(message_id) for r in self.requests() if r["status"] is None or 200 <= r["status"] < 300
+        )
 
     def events(self, **match):
         """Stored events of the site whose columns equal `match`."""
-        return [e for e in self.collector.events(self.site["site_id"])
-                if all(e.get(k) == v for k, v in match.items())]
+        return [e for e in self.collector.events(self.site["site_id"]) if all(e.get(k) == v for k, v in match.items())]
 
     def pump(self, seconds=0.05):
         """Let Playwright deliver browser events (route handlers, request events) while a test waits."""
@@ -197,18 +216,22 @@ class Tracked:
 
     def poll(self, predicate, timeout=15, message="condition"):
         """Poll `predicate` (pumping the browser in between) until it is truthy; fail after `timeout` seconds."""
+
         def check():
             result = predicate()
             if not result:
                 self.pump()
             return result
+
         return wait_for(check, timeout=timeout, interval=0, message=message)
 
     def wait_for_events(self, count, timeout=15, **match):
         """Wait until at least `count` matching events are stored; return them."""
+
         def found():
             events = self.events(**match)
             return events if len(events) >= count else None
+
         return self.poll(found, timeout=timeout, message=f"{count} stored events matching {match}")
 
     def wait_for_event(self, event, timeout=15):

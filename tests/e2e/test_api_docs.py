@@ -1,5 +1,6 @@
 """/api/v1/docs in Chromium with every host but the collector unreachable: ReDoc, served by the collector,
 renders the API's operations, and the page asks no other host for anything."""
+
 import os
 from urllib.parse import urlsplit
 
@@ -28,8 +29,11 @@ def test_api_docs_render_offline_from_the_collector_alone(live_collector, chromi
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(live_collector.url + "/api/v1/docs")
-    wait_for(lambda: "Every segment with its definition" in page.inner_text("body"), timeout=30,
-             message="ReDoc to render the operations")
+    wait_for(
+        lambda: "Every segment with its definition" in page.inner_text("body"),
+        timeout=30,
+        message="ReDoc to render the operations",
+    )
     text = page.inner_text("body")
     assert "Segments, members and changes" in text and "Profiles, erasure and access" in text
     assert "/api/v1/segments/{name}/members" in page.content()

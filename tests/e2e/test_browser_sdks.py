@@ -5,6 +5,7 @@ to show that neither library needs a CDN or a vendor's service; nothing may fail
 
 The libraries send each message in a request of its own (or batch on a timer), so the stored events are compared
 by message id, never by the order they were stored in."""
+
 import os
 import shutil
 import subprocess
@@ -12,9 +13,9 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from core import sites
 from core.db import write_engine
 from tests.live import wait_for
-from core import sites
 
 pytestmark = pytest.mark.e2e
 SDKS = os.path.join(os.path.dirname(__file__), "browser_sdks")
@@ -42,18 +43,26 @@ class Browser:
         self.page = self.context.new_page()
         self.page.on("console", lambda msg: msg.type == "error" and self.failures.append(f"console: {msg.text}"))
         self.page.on("pageerror", lambda error: self.failures.append(f"uncaught: {error}"))
-        self.page.on("requestfailed", lambda request: self.failures.append(
-            f"request failed: {request.method} {request.url} {request.failure}"))
-        self.page.on("response", lambda response: response.status >= 400 and self.failures.append(
-            f"answer {response.status}: {response.request.method} {response.url}"))
+        self.page.on(
+            "requestfailed",
+            lambda request: self.failures.append(f"request failed: {request.method} {request.url} {request.failure}"),
+        )
+        self.page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and self.failures.append(f"answer {response.status}: {response.request.method} {response.url}")
+            ),
+        )
 
     def _refuse(self, route):
         self.outside.append(route.request.url)
         route.abort()
 
     def open(self, path, **params):
-        query = "&".join(f"{name}={quote(value, safe='')}" for name, value in
-                         {"key": self.site["write_key"], **params}.items())
+        query = "&".join(
+            f"{name}={quote(value, safe='')}" for name, value in {"key": self.site["write_key"], **params}.items()
+        )
         self.page.goto(self.server.url(f"{path}?{query}"))
 
     def events(self):
@@ -62,12 +71,14 @@ class Browser:
 
     def wait_for_events(self, count):
         """The site's stored events by message id, once there are `count`; the page runs meanwhile."""
+
         def stored():
             events = self.events()
             if len(events) < count:
                 self.page.wait_for_timeout(50)  # lets Playwright deliver the page's events in between
                 return None
             return events
+
         try:
             return wait_for(stored, timeout=30, interval=0, message=f"{count} stored events")
         except AssertionError as err:
@@ -123,8 +134,9 @@ def test_segment_analytics_next_delivers_page_track_and_identify(browser, snippe
     assert len(snippet_collector.events(browser.site["site_id"])) == 4  # nothing stored twice
 
 
-@pytest.mark.parametrize("bundle, mode", [("modern", "xhr"), ("legacy", "xhr"), ("modern", "batch"),
-                                          ("modern", "beacon")])
+@pytest.mark.parametrize(
+    "bundle, mode", [("modern", "xhr"), ("legacy", "xhr"), ("modern", "batch"), ("modern", "beacon")]
+)
 def test_rudderstack_sdk_delivers_page_track_and_identify(browser, snippet_collector, bundle, mode):
     browser.open("/rudderstack.html", api=snippet_collector.url, bundle=bundle, mode=mode)
     browser.page.evaluate("sdkReady")
@@ -137,8 +149,12 @@ def test_rudderstack_sdk_delivers_page_track_and_identify(browser, snippet_colle
     events = list(browser.wait_for_events(4).values())
 
     by_kind = {(e["type"], e["event"]): e for e in events}
-    assert set(by_kind) == {("page", None), ("track", "Product Added"), ("identify", None),
-                            ("track", "Order Completed")}
+    assert set(by_kind) == {
+        ("page", None),
+        ("track", "Product Added"),
+        ("identify", None),
+        ("track", "Order Completed"),
+    }
     page, added = by_kind["page", None], by_kind["track", "Product Added"]
     identify, order = by_kind["identify", None], by_kind["track", "Order Completed"]
     anonymous_id = browser.page.evaluate("rudder.getAnonymousId()")

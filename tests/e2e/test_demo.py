@@ -1,5 +1,6 @@
 """The README's demo: `cohortly demo --simulate 500` fills every segment within a minute; the demo shop in real
 Chromium puts a browser and a cart abandoner into their segments; the dashboard shows it all, escaped."""
+
 import os
 import re
 import signal
@@ -14,8 +15,17 @@ from tests.conftest import fresh_database
 from tests.live import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
-SEGMENTS = {"browsers", "cart_abandoners", "checkout_abandoners", "active", "dormant", "new_buyers",
-            "repeat_buyers", "email_engaged", "email_unengaged"}
+SEGMENTS = {
+    "browsers",
+    "cart_abandoners",
+    "checkout_abandoners",
+    "active",
+    "dormant",
+    "new_buyers",
+    "repeat_buyers",
+    "email_engaged",
+    "email_unengaged",
+}
 OUTPUT = os.path.join(ROOT, "test-output")
 
 
@@ -37,8 +47,9 @@ class Demo:
         return found.group(1) if found else None
 
     def api(self, path, **params):
-        response = requests.get(self.url + path, params=params, timeout=10,
-                                headers={"Authorization": f"Bearer {self.key('API key')}"})
+        response = requests.get(
+            self.url + path, params=params, timeout=10, headers={"Authorization": f"Bearer {self.key('API key')}"}
+        )
         response.raise_for_status()
         return response.json()
 
@@ -50,20 +61,37 @@ def demo(template_url, tmp_path_factory):
     port = free_port()
     log_path = directory / "demo.log"
     env = dict(os.environ, COHORTLY_DATABASE_URL=fresh_database(template_url, directory))
-    options = ["--port", str(port), "--simulate", "500", "--rollup-every", "2", "--abandon-after", "3s",
-               "--keys-file", str(directory / "keys.json")]
+    options = [
+        "--port",
+        str(port),
+        "--simulate",
+        "500",
+        "--rollup-every",
+        "2",
+        "--abandon-after",
+        "3s",
+        "--keys-file",
+        str(directory / "keys.json"),
+    ]
     in_project_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
     # In the project's .venv (as under scripts/test and CI) this runs the README's first command itself.
-    command = [os.path.join(ROOT, "scripts", "demo"), *options] if in_project_venv else [
-        sys.executable, "-m", "core.cli", "demo", *options]
+    command = (
+        [os.path.join(ROOT, "scripts", "demo"), *options]
+        if in_project_venv
+        else [sys.executable, "-m", "core.cli", "demo", *options]
+    )
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     running = Demo(f"http://127.0.0.1:{port}", process, log_path, None)
     try:
         # The minute starts when the demo starts, after scripts/demo's set-up step.
-        wait_for(lambda: "Starting gunicorn" in running.printed() or process.poll() is not None, timeout=300,
-                 message="the demo to start")
+        wait_for(
+            lambda: "Starting gunicorn" in running.printed() or process.poll() is not None,
+            timeout=300,
+            message="the demo to start",
+        )
         running.started = time.monotonic()
         wait_for(lambda: running.key("API key") or process.poll() is not None, timeout=60, message="the demo")
         assert process.poll() is None, running.printed()
@@ -78,8 +106,9 @@ def test_every_segment_fills_within_a_minute(demo):
         return {s["name"]: s["size"] for s in demo.api("/api/v1/segments")["segments"]}
 
     deadline = 60 - (time.monotonic() - demo.started)
-    filled = wait_for(lambda: all(sizes().values()) and sizes(), timeout=max(deadline, 1),
-                      message="every segment to have members")
+    filled = wait_for(
+        lambda: all(sizes().values()) and sizes(), timeout=max(deadline, 1), message="every segment to have members"
+    )
     assert set(filled) == SEGMENTS
     assert all(size > 0 for size in filled.values()), filled
     assert "Sent 500 synthetic visitors" in demo.printed()
@@ -91,8 +120,9 @@ def anonymous_id(page):
 
 def segments_of(demo, anon):
     write_key = demo.key("write key")
-    return requests.get(f"{demo.url}/v1/segments/me", params={"anonymousId": anon, "writeKey": write_key},
-                        timeout=10).json()["segments"]
+    return requests.get(
+        f"{demo.url}/v1/segments/me", params={"anonymousId": anon, "writeKey": write_key}, timeout=10
+    ).json()["segments"]
 
 
 def test_a_shop_visitor_who_views_two_products_becomes_a_browser(demo, chromium):  # noqa: F811
@@ -163,9 +193,14 @@ def test_dashboard_and_shop_screenshots_show_segments_and_funnel(demo, chromium)
     page.fill("#api_key", demo.key("API key"))
     page.click("#sign-in")
     page.wait_for_selector("#segments")
-    wait_for(lambda: page.reload() or all(
-        int(cell.inner_text().split()[0]) > 0 for cell in page.query_selector_all("#segments td.members")),
-        timeout=30, message="non-empty segments on the dashboard")
+    wait_for(
+        lambda: (
+            page.reload()
+            or all(int(cell.inner_text().split()[0]) > 0 for cell in page.query_selector_all("#segments td.members"))
+        ),
+        timeout=30,
+        message="non-empty segments on the dashboard",
+    )
     page.screenshot(path=os.path.join(OUTPUT, "dashboard.png"), full_page=True)
     assert len(page.query_selector_all("#segments tr[data-segment]")) == len(SEGMENTS)
     assert len(page.query_selector_all("#segments svg polyline")) == len(SEGMENTS)
@@ -187,11 +222,29 @@ def test_dashboard_sign_in_refuses_a_wrong_key(demo, chromium):  # noqa: F811
 
 def test_names_with_script_tags_are_shown_escaped(demo, chromium):  # noqa: F811
     hostile = "<script>window.__pwned=1</script>"
-    response = requests.post(demo.url + "/v1/batch", auth=(demo.key("write key"), ""), timeout=10, json={"batch": [
-        {"type": "identify", "userId": hostile, "anonymousId": "hostile-anon", "traits": {"name": hostile}},
-        {"type": "track", "event": "Product Viewed", "userId": hostile, "properties": {"name": hostile, "product_id": "x"}},
-        {"type": "track", "userId": hostile, "event": "Product Viewed", "properties": {"name": hostile}, "bogus": hostile},
-    ]})
+    response = requests.post(
+        demo.url + "/v1/batch",
+        auth=(demo.key("write key"), ""),
+        timeout=10,
+        json={
+            "batch": [
+                {"type": "identify", "userId": hostile, "anonymousId": "hostile-anon", "traits": {"name": hostile}},
+                {
+                    "type": "track",
+                    "event": "Product Viewed",
+                    "userId": hostile,
+                    "properties": {"name": hostile, "product_id": "x"},
+                },
+                {
+                    "type": "track",
+                    "userId": hostile,
+                    "event": "Product Viewed",
+                    "properties": {"name": hostile},
+                    "bogus": hostile,
+                },
+            ]
+        },
+    )
     assert response.json()["accepted"] == 2
     page = chromium.new_context().new_page()
     dialogs = []
@@ -200,8 +253,11 @@ def test_names_with_script_tags_are_shown_escaped(demo, chromium):  # noqa: F811
     page.fill("#api_key", demo.key("API key"))
     page.click("#sign-in")
     page.wait_for_selector("#changes")  # the sign-in navigation has finished before the first reload
-    wait_for(lambda: page.reload() or hostile in page.inner_text("#changes"), timeout=30,
-             message="the hostile profile among the recent changes")
+    wait_for(
+        lambda: page.reload() or hostile in page.inner_text("#changes"),
+        timeout=30,
+        message="the hostile profile among the recent changes",
+    )
     assert hostile in page.inner_text("#bad-rows")  # shown as text
     html = page.content()
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
@@ -243,9 +299,11 @@ def test_dashboard_sign_in_and_out_through_the_forms(demo, chromium):  # noqa: F
 
 def test_a_sign_in_form_posted_from_another_site_is_refused(demo, chromium):  # noqa: F811
     context = chromium.new_context()
-    evil = (f'<form id="f" method="post" action="{demo.url}/dashboard/login">'
-            f'<input name="api_key" value="{demo.key("API key")}"><input name="csrf_token" value="guess"></form>'
-            '<script>document.getElementById("f").submit()</script>')
+    evil = (
+        f'<form id="f" method="post" action="{demo.url}/dashboard/login">'
+        f'<input name="api_key" value="{demo.key("API key")}"><input name="csrf_token" value="guess"></form>'
+        '<script>document.getElementById("f").submit()</script>'
+    )
     context.route("https://evil.example/**", lambda route: route.fulfill(body=evil, content_type="text/html"))
     page = context.new_page()
     page.goto(demo.url + "/dashboard/")  # the victim has the sign-in page's CSRF cookie

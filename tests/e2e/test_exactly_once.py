@@ -1,4 +1,5 @@
 """Retries that race on two gunicorn workers still store each message once."""
+
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,13 +11,16 @@ pytestmark = pytest.mark.e2e
 def test_racing_retries_store_each_message_once(live_collector):
     site = live_collector.create_site()
     for round_ in range(3):
-        batch = [{"type": "track", "event": "Product Viewed", "anonymousId": f"a{i}", "messageId": f"r{round_}-{i}"}
-                 for i in range(100)]
+        batch = [
+            {"type": "track", "event": "Product Viewed", "anonymousId": f"a{i}", "messageId": f"r{round_}-{i}"}
+            for i in range(100)
+        ]
 
-        def send(_):
+        def send(_, batch=batch):
             with requests.Session() as session:  # a connection each, so both workers take part
-                return session.post(f"{live_collector.url}/v1/batch", json={"batch": batch},
-                                    auth=(site["write_key"], ""), timeout=30).status_code
+                return session.post(
+                    f"{live_collector.url}/v1/batch", json={"batch": batch}, auth=(site["write_key"], ""), timeout=30
+                ).status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             statuses = list(pool.map(send, range(16)))

@@ -1,5 +1,6 @@
 """Identity verification through Cohortly's snippet in headless Chromium (issue #11): the page passes the hash its
 server made as `traits.userHash` of `identify`; a visitor who claims someone else's user id links nothing."""
+
 import hashlib
 import hmac
 
@@ -21,8 +22,9 @@ def test_a_signed_identify_links_and_a_claimed_one_does_not(tracked):
 
     victim = tracked.new_page()
     victim.goto(tracked.server.url("/index.html"))
-    victim.evaluate(f"cohortly.identify('{VICTIM}', {{email: '{VICTIM}', userHash: '{user_hash}'}});"
-                    "cohortly.track('Victim after')")
+    victim.evaluate(
+        f"cohortly.identify('{VICTIM}', {{email: '{VICTIM}', userHash: '{user_hash}'}});cohortly.track('Victim after')"
+    )
     attacker = tracked.new_page()
     attacker.goto(tracked.server.url("/index.html"))
     attacker.evaluate(f"cohortly.identify('{VICTIM}', {{email: 'evil@example.com'}}); cohortly.track('Evil after')")
@@ -42,6 +44,9 @@ def test_a_signed_identify_links_and_a_claimed_one_does_not(tracked):
     assert summary.status == "done", summary.error
     identities = schema.Identity.__table__
     with engine.connect() as conn:
-        links = conn.execute(select(identities.c.anonymous_id, identities.c.user_id, identities.c.verified)
-                             .where(identities.c.site_id == tracked.site["site_id"])).all()
+        links = conn.execute(
+            select(identities.c.anonymous_id, identities.c.user_id, identities.c.verified).where(
+                identities.c.site_id == tracked.site["site_id"]
+            )
+        ).all()
     assert [(anon, user, bool(ok)) for anon, user, ok in links] == [(victim_anon, VICTIM, True)]

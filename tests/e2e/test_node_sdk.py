@@ -1,4 +1,5 @@
 """Segment's analytics-node, pointed at a real collector, works unchanged."""
+
 import os
 import shutil
 import subprocess
@@ -20,8 +21,13 @@ def node_sdk():
 def test_analytics_node_stores_exactly_its_events(live_collector, node_sdk):
     site = live_collector.create_site()
     for _ in range(2):  # the second run resends the same message ids: nothing new is stored
-        done = subprocess.run(["node", "send.mjs", live_collector.url, site["write_key"]], cwd=node_sdk,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ["node", "send.mjs", live_collector.url, site["write_key"]],
+            cwd=node_sdk,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
     rows = {row["message_id"]: row for row in live_collector.events(site["site_id"])}
     assert set(rows) == {"n-identify", "n-page", "n-viewed", "n-added", "n-order", "n-alias"}

@@ -1,4 +1,5 @@
 """The database goes away under a running collector: 503 + Retry-After, and no 2xx without a stored row."""
+
 import itertools
 import os
 
@@ -26,8 +27,14 @@ class Sender:
     def send(self):
         message_id = f"m-{next(self.ids)}"
         try:
-            response = requests.post(f"{self.url}/v1/batch", auth=(self.write_key, ""), timeout=10, json={
-                "batch": [{"type": "track", "event": "Product Viewed", "anonymousId": "a", "messageId": message_id}]})
+            response = requests.post(
+                f"{self.url}/v1/batch",
+                auth=(self.write_key, ""),
+                timeout=10,
+                json={
+                    "batch": [{"type": "track", "event": "Product Viewed", "anonymousId": "a", "messageId": message_id}]
+                },
+            )
         except requests.RequestException:
             self.answers[message_id] = None
             return None
@@ -57,8 +64,10 @@ def outage(database_url, tmp_path):
 
         def cut():
             conn.exec_driver_sql("BEGIN EXCLUSIVE")
-            conn.exec_driver_sql("INSERT INTO sites (name, write_key, api_key_hash, origins, settings, created_at) "
-                                 "VALUES ('lock', 'lock', 'lock', '[]', '{}', 0)")
+            conn.exec_driver_sql(
+                "INSERT INTO sites (name, write_key, api_key_hash, origins, settings, created_at) "
+                "VALUES ('lock', 'lock', 'lock', '[]', '{}', 0)"
+            )
 
         def restore():
             conn.exec_driver_sql("ROLLBACK")

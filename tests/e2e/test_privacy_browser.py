@@ -1,5 +1,6 @@
 """The tracker and the collector agree: a real Chromium that sends DNT or GPC headers gets nothing stored,
 even where the page's script does not see the signal (as with any third-party SDK)."""
+
 import pytest
 
 from tests.e2e.snippet_fixtures import FETCH_LOG

@@ -1,4 +1,5 @@
 """The real Segment Python SDK, pointed at a real collector under gunicorn, works unchanged."""
+
 import pytest
 import requests
 from segment.analytics.client import Client
@@ -8,8 +9,13 @@ pytestmark = pytest.mark.e2e
 
 def send_everything(client):
     client.identify("user-1", {"email": "ann@example.com"}, anonymous_id="anon-1", message_id="m-identify")
-    client.page("user-1", name="Home", properties={"url": "http://shop.example/?utm_source=news"},
-                anonymous_id="anon-1", message_id="m-page")
+    client.page(
+        "user-1",
+        name="Home",
+        properties={"url": "http://shop.example/?utm_source=news"},
+        anonymous_id="anon-1",
+        message_id="m-page",
+    )
     client.track("user-1", "Product Viewed", {"product_id": "p1", "name": "Shoe", "price": 50}, message_id="m-viewed")
     client.track("user-1", "Product Added", {"product_id": "p1", "quantity": 1, "price": 50}, message_id="m-added")
     client.track("user-1", "Checkout Started", {"value": 50, "currency": "EUR"}, message_id="m-checkout")
@@ -23,8 +29,13 @@ def send_everything(client):
 def test_segment_python_sdk_stores_exactly_its_events(live_collector):
     site = live_collector.create_site()
     errors = []
-    client = Client(site["write_key"], host=live_collector.url, sync_mode=True, max_retries=1,
-                    on_error=lambda error, batch: errors.append(error))
+    client = Client(
+        site["write_key"],
+        host=live_collector.url,
+        sync_mode=True,
+        max_retries=1,
+        on_error=lambda error, batch: errors.append(error),
+    )
     send_everything(client)
     assert errors == []
     rows = live_collector.events(site["site_id"])

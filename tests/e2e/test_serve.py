@@ -1,5 +1,6 @@
 """`cohortly serve` and `gunicorn wsgi:app` start a real server; serve migrates an empty database; serve keeps
 answering while slow clients trickle their requests, and drops those after READ_TIMEOUT."""
+
 import base64
 import json
 import os
@@ -15,10 +16,10 @@ import pytest
 import requests
 from sqlalchemy import select as sql_select
 
+from core import sites
 from core.db import make_engine
 from core.schema import Event
 from tests.live import ROOT, free_port, wait_for
-from core import sites
 
 pytestmark = pytest.mark.e2e
 
@@ -31,17 +32,29 @@ def healthy(url, process):
         return False
 
 
-@pytest.mark.parametrize("command", [
-    lambda port: [os.path.join(os.path.dirname(sys.executable), "cohortly"), "serve", "--port", str(port), "--workers", "1"],
-    lambda port: [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-], ids=["cohortly-serve", "gunicorn-wsgi"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda port: [
+            os.path.join(os.path.dirname(sys.executable), "cohortly"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        lambda port: [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+    ],
+    ids=["cohortly-serve", "gunicorn-wsgi"],
+)
 def test_server_starts_and_answers(command, tmp_path, database_url):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     env = dict(os.environ, COHORTLY_DATABASE_URL=fresh if "serve" in command(port) else database_url)
-    process = subprocess.Popen(command(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         wait_for(lambda: healthy(url, process), timeout=30, message="the server")
         answer = requests.post(url + "/v1/batch", json={"batch": []}, auth=("wk_unknown", ""), timeout=5)
@@ -61,8 +74,10 @@ class SlowClients:
     def __init__(self, url, write_key, count):
         host, port = url.rsplit("/", 1)[1].split(":")
         auth = base64.b64encode(f"{write_key}:".encode()).decode()
-        head = (f"POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                f"Authorization: Basic {auth}\r\nContent-Length: 100000\r\n\r\n").encode()
+        head = (
+            f"POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Basic {auth}\r\nContent-Length: 100000\r\n\r\n"
+        ).encode()
         self.sockets = []
         for index in range(count):
             # The stalled ones send a whole valid batch but announce more: a truncated body is never acted on.
@@ -120,7 +135,14 @@ def test_serve_keeps_answering_with_50_slow_clients_and_drops_them_after_the_rea
     engine = make_engine(database_url)
     site = sites.create_site(engine, "shop", [])
     env = dict(os.environ, COHORTLY_DATABASE_URL=database_url, COHORTLY_READ_TIMEOUT=str(READ_TIMEOUT))
-    command = [os.path.join(os.path.dirname(sys.executable), "cohortly"), "serve", "--port", str(port), "--workers", "1"]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "cohortly"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with open(tmp_path / "serve.log", "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     slow = None
@@ -129,10 +151,16 @@ def test_serve_keeps_answering_with_50_slow_clients_and_drops_them_after_the_rea
         slow = SlowClients(url, site["write_key"], SLOW_CLIENTS)
         started = time.monotonic()
         batch = {"batch": [{"type": "track", "event": "Product Viewed", "anonymousId": "quick", "messageId": "m1"}]}
-        post = wait_for(lambda: answered(lambda: requests.post(url + "/v1/batch", json=batch, auth=(site["write_key"], ""),
-                                                              timeout=2)), timeout=8, message="the batch answered")
-        health = wait_for(lambda: answered(lambda: requests.get(url + "/healthz", timeout=2)), timeout=8,
-                          message="/healthz answered")
+        post = wait_for(
+            lambda: answered(
+                lambda: requests.post(url + "/v1/batch", json=batch, auth=(site["write_key"], ""), timeout=2)
+            ),
+            timeout=8,
+            message="the batch answered",
+        )
+        health = wait_for(
+            lambda: answered(lambda: requests.get(url + "/healthz", timeout=2)), timeout=8, message="/healthz answered"
+        )
         assert (post, health) == (200, 200)
         assert time.monotonic() - started < READ_TIMEOUT  # answered while the slow ones were still connected
         assert slow.open_ones() == SLOW_CLIENTS

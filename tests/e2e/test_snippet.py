@@ -3,6 +3,7 @@
 Events that travel in different requests may be stored in any order (the product promises none), so stored events
 are compared as multisets or looked up by what identifies them; an order the tracker promises (replaying its queue
 in order) is read from the requests it sent."""
+
 import json
 import os
 import time
@@ -25,8 +26,13 @@ def test_page_view_on_load_in_segment_format(tracked):
     (event,) = tracked.wait_for_events(1, type="page")
 
     url = tracked.server.url("/index.html?q=shirts")
-    expected = {"path": "/index.html", "url": url, "title": "Home", "referrer": "https://news.example/",
-                "search": "?q=shirts"}
+    expected = {
+        "path": "/index.html",
+        "url": url,
+        "title": "Home",
+        "referrer": "https://news.example/",
+        "search": "?q=shirts",
+    }
     assert event["properties"] == expected
     assert event["context"]["page"] == expected
     assert event["context"]["library"] == {"name": "cohortly.js", "version": VERSION}
@@ -53,8 +59,9 @@ def test_spa_navigation_sends_one_page_view_per_url(tracked):
     tracked.wait_for_event("Done")
 
     pages = tracked.events(type="page")
-    assert Counter((e["path"], e["properties"]["search"]) for e in pages) == Counter([
-        ("/spa.html", ""), ("/products/1", ""), ("/products/1", "?color=blue"), ("/spa.html", "")])
+    assert Counter((e["path"], e["properties"]["search"]) for e in pages) == Counter(
+        [("/spa.html", ""), ("/products/1", ""), ("/products/1", "?color=blue"), ("/spa.html", "")]
+    )
     (product,) = [e for e in pages if e["path"] == "/products/1" and e["properties"]["search"] == ""]
     assert product["title"] == "Product 1"
     assert product["properties"]["url"] == tracked.server.url("/products/1")
@@ -90,14 +97,27 @@ def test_ecommerce_flow_with_declarative_tags(tracked):
     # Checkout Started leaves at pagehide, in a request of its own: the events may be stored in any order.
     flow = {e["event"]: e for e in tracked.events(type="track")}
     assert Counter(e["event"] for e in tracked.events(type="track")) == Counter(
-        ["Product Viewed", "Product Added", "Stopped Click", "Checkout Started", "Order Completed"])
-    viewed, added, checkout, order = (flow[name] for name in (
-        "Product Viewed", "Product Added", "Checkout Started", "Order Completed"))
-    assert viewed["properties"] == {"product_id": "007", "sku": "SH-1", "name": "Blue Shirt", "price": 19.99,
-                                    "category": "Shirts"}
+        ["Product Viewed", "Product Added", "Stopped Click", "Checkout Started", "Order Completed"]
+    )
+    viewed, added, checkout, order = (
+        flow[name] for name in ("Product Viewed", "Product Added", "Checkout Started", "Order Completed")
+    )
+    assert viewed["properties"] == {
+        "product_id": "007",
+        "sku": "SH-1",
+        "name": "Blue Shirt",
+        "price": 19.99,
+        "category": "Shirts",
+    }
     # Plain decimals become numbers, except in names ending in id or sku; "007" is not a plain decimal.
-    assert added["properties"] == {"product_id": "007", "sku": "12345", "name": "Blue Shirt", "price": 19.99,
-                                   "quantity": 2, "coupon": "007"}
+    assert added["properties"] == {
+        "product_id": "007",
+        "sku": "12345",
+        "name": "Blue Shirt",
+        "price": 19.99,
+        "quantity": 2,
+        "coupon": "007",
+    }
     assert checkout["properties"] == {"value": 39.98, "currency": "EUR"}
     assert checkout["path"] == "/shop.html"
     assert order["properties"]["products"] == [{"product_id": "007", "price": 19.99, "quantity": 2}]
@@ -118,9 +138,16 @@ def test_identify_links_the_anonymous_history(tracked):
     anonymous = {e["anonymous_id"] for e in events}
     assert len(anonymous) == 1
     # The reload sends what is queued at pagehide while the new page sends its own: stored in any order.
-    assert Counter((e["type"], e["event"], e["user_id"]) for e in events) == Counter([
-        ("page", None, None), ("track", "Before", None), ("identify", None, "user-42"),
-        ("track", "After", "user-42"), ("page", None, "user-42"), ("track", "After reload", "user-42")])
+    assert Counter((e["type"], e["event"], e["user_id"]) for e in events) == Counter(
+        [
+            ("page", None, None),
+            ("track", "Before", None),
+            ("identify", None, "user-42"),
+            ("track", "After", "user-42"),
+            ("page", None, "user-42"),
+            ("track", "After reload", "user-42"),
+        ]
+    )
     (identify,) = tracked.events(type="identify")
     assert identify["traits"] == {"email": "ada@example.com"}
 
@@ -140,6 +167,9 @@ def test_calls_before_load_are_replayed_in_order(tracked):
     stored = {e["message_id"]: e for e in tracked.events()}
     events = [stored[message_id] for message_id in tracked.sent_in_order()]
     assert [(e["type"], e["event"], e["user_id"]) for e in events] == [
-        ("identify", None, "u-1"), ("track", "Early", "u-1"), ("track", "Late in the queue", "u-1"),
-        ("page", None, "u-1")]
+        ("identify", None, "u-1"),
+        ("track", "Early", "u-1"),
+        ("track", "Late in the queue", "u-1"),
+        ("page", None, "u-1"),
+    ]
     assert events[0]["traits"] == {"plan": "pro"} and events[1]["properties"] == {"n": 1}

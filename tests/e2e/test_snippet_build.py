@@ -4,6 +4,7 @@ The budget is 1,536 bytes gzipped, measured with Python's gzip at level 9 (what 
 this small); the build (js-snippet/build.mjs) fails past it too, by Node's gzip. Needs Node; installs js-snippet's
 locked dependencies with `npm ci` when they are missing.
 """
+
 import glob
 import gzip
 import json
@@ -80,7 +81,9 @@ def test_stub_has_every_method_and_the_test_pages_use_the_readmes():
     stub = re.search(r"^<script>(window\.cohortly=.*?)</script>$", read(os.path.join(SNIPPET, "README.md")), re.M)[1]
     api = re.search(r"const api = \{(.*?)\n\};", read(os.path.join(SNIPPET, "src", "index.js")), re.S)[1]
     assert re.search(r'"([\w ]+)"\.split', stub)[1].split() == re.findall(r"^  (\w+)", api, re.M)
-    stubs = {os.path.basename(page): re.findall(r"<script>(window\.cohortly=.*?)</script>", read(page))
-             for page in glob.glob(os.path.join(ROOT, "tests", "e2e", "pages", "*.html"))}
+    stubs = {
+        os.path.basename(page): re.findall(r"<script>(window\.cohortly=.*?)</script>", read(page))
+        for page in glob.glob(os.path.join(ROOT, "tests", "e2e", "pages", "*.html"))
+    }
     assert {name: found for name, found in stubs.items() if found and found != [stub]} == {}
     assert len([found for found in stubs.values() if found]) >= 4

@@ -1,4 +1,5 @@
 """The tracker's delivery in headless Chromium against a real collector: outages, retries, rejections, tabs."""
+
 import json
 import time
 
@@ -59,8 +60,11 @@ def test_outage_and_reload_lose_nothing_and_send_once(tracked, src):
         page.evaluate("cohortly.track('After reload')")
 
     names = ["During outage 1", "During outage 2", "After reload"]
-    tracked.poll(lambda: all(tracked.events(event=name) for name in names), timeout=AFTER_OUTAGE,
-                 message="every event after the outage")
+    tracked.poll(
+        lambda: all(tracked.events(event=name) for name in names),
+        timeout=AFTER_OUTAGE,
+        message="every event after the outage",
+    )
     page.evaluate("cohortly.track('Barrier')")
     tracked.wait_for_event("Barrier")
     events = tracked.events()
@@ -80,8 +84,12 @@ def fulfil_first(tracked, page, status, headers=None, body=None):
         if len(attempts) > 1:
             return route.continue_()
         cors = {"Access-Control-Allow-Origin": tracked.server.origin, "Access-Control-Expose-Headers": "Retry-After"}
-        route.fulfill(status=status, headers={**cors, **(headers or {})}, content_type="application/json",
-                      body=json.dumps(body or {"error": {"code": "test", "message": "from the test"}}))
+        route.fulfill(
+            status=status,
+            headers={**cors, **(headers or {})},
+            content_type="application/json",
+            body=json.dumps(body or {"error": {"code": "test", "message": "from the test"}}),
+        )
 
     page.route("**/v1/batch*", handle)
     return attempts
@@ -157,8 +165,10 @@ def test_two_tabs_never_send_the_same_event(tracked):
     tracked.collector.stop()
     for page, name in ((first, "One"), (second, "Two")):
         page.evaluate(f"for (let i = 0; i < 5; i++) cohortly.track('{name}', {{i}})")
-    tracked.poll(lambda: len({mid for ids in tracked.failed() for mid in ids}) >= 10,
-                 message="failed requests for all ten events, from both tabs")
+    tracked.poll(
+        lambda: len({mid for ids in tracked.failed() for mid in ids}) >= 10,
+        message="failed requests for all ten events, from both tabs",
+    )
     tracked.collector.start()
     tracked.wait_for_events(5, event="One", timeout=AFTER_OUTAGE)
     tracked.wait_for_events(5, event="Two", timeout=AFTER_OUTAGE)

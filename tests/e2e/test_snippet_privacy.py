@@ -1,5 +1,6 @@
 """The tracker's privacy rules and its promise never to throw into the page, in headless Chromium. Events sent
 in different requests may be stored in any order: they are compared as multisets."""
+
 from collections import Counter
 
 import pytest
@@ -55,8 +56,9 @@ def test_consent_required_stores_and_sends_nothing_before_consent(tracked):
 
     page.evaluate("cohortly.consent(true); cohortly.track('After')")
     tracked.wait_for_event("After")
-    assert Counter((e["type"], e["event"], e["user_id"]) for e in tracked.events()) == Counter([
-        ("page", None, None), ("track", "After", None)])
+    assert Counter((e["type"], e["event"], e["user_id"]) for e in tracked.events()) == Counter(
+        [("page", None, None), ("track", "After", None)]
+    )
     assert page.evaluate("localStorage['cohortly.c']") == "1"
 
     page.reload()  # the consent is remembered
@@ -69,9 +71,9 @@ def test_consent_required_stores_and_sends_nothing_before_consent(tracked):
     page.reload()
     page.evaluate("cohortly.track('Refused after reload')")
     control = control_page_sends(tracked, "Control")
-    assert Counter((e["type"], e["event"]) for e in tracked.events()
-                   if e["anonymous_id"] != control["anonymous_id"]) == Counter([
-        ("page", None), ("track", "After"), ("page", None)])
+    assert Counter(
+        (e["type"], e["event"]) for e in tracked.events() if e["anonymous_id"] != control["anonymous_id"]
+    ) == Counter([("page", None), ("track", "After"), ("page", None)])
 
 
 def test_opt_out_persists(tracked):
@@ -87,7 +89,8 @@ def test_opt_out_persists(tracked):
     page.evaluate("cohortly.consent(true); cohortly.track('Back')")  # only an explicit consent lifts it
     back = tracked.wait_for_event("Back")
     assert Counter((e["type"], e["event"]) for e in tracked.events()) == Counter(
-        [("page", None), ("page", None), ("track", "Back")])
+        [("page", None), ("page", None), ("track", "Back")]
+    )
     assert back["anonymous_id"] != first["anonymous_id"]  # the old id was forgotten
 
 
@@ -105,15 +108,20 @@ def test_never_throws_into_the_page(tracked):
         cohortly.q.push(['nosuchmethod', []]);
     }""")
     # The page's own errors still reach the page.
-    assert page.evaluate("""() => { try { history.pushState({}, '', 'https://other.example/'); }
-                                    catch (e) { return e.name; } }""") == "SecurityError"
+    assert (
+        page.evaluate("""() => { try { history.pushState({}, '', 'https://other.example/'); }
+                                    catch (e) { return e.name; } }""")
+        == "SecurityError"
+    )
     page.evaluate("cohortly.track('Fine')")
     tracked.wait_for_event("Fine")
     assert not tracked.events(event="Circular") and not tracked.events(event="Big")
 
 
 def test_blocked_storage_leaves_the_tracker_off_quietly(tracked):
-    blocked = "Object.defineProperty(window, 'localStorage', {get() { throw new DOMException('no', 'SecurityError'); }})"
+    blocked = (
+        "Object.defineProperty(window, 'localStorage', {get() { throw new DOMException('no', 'SecurityError'); }})"
+    )
     page = tracked.new_page(init_script=blocked)
     page.goto(tracked.server.url("/index.html"))
     page.wait_for_load_state("load")

@@ -1,5 +1,6 @@
 """cohortly.segments(callback) in headless Chromium: a visitor's segments from the live collector after a rollup
 (issue #5)."""
+
 import time
 
 import pytest
@@ -24,8 +25,9 @@ def test_a_visitor_who_viewed_two_products_gets_active_and_browsers(tracked):
     assert {e["anonymous_id"] for e in tracked.events()} == {anonymous_id}
 
     assert page.evaluate(ASK) == []  # the collector has the events, but no rollup has judged them yet
-    (summary,) = run_rollup(tracked.collector.engine, now=int(time.time() * 1000) + 1000,
-                            site_id=tracked.site["site_id"])
+    (summary,) = run_rollup(
+        tracked.collector.engine, now=int(time.time() * 1000) + 1000, site_id=tracked.site["site_id"]
+    )
     assert summary.status == "done", summary.error
 
     with page.expect_response(is_segments) as answer:

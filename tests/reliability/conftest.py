@@ -1,4 +1,5 @@
 """Fixtures of the reliability suite: a live collector, and one whose database a test can take away."""
+
 import os
 
 import pytest
@@ -16,7 +17,10 @@ from tests.tcp_proxy import TcpProxy
 ONE_CLIENT_MANY_VISITORS = {"COHORTLY_CLIENT_RATE_LIMIT": "0"}
 
 settings.register_profile(
-    "reliability", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow],
+    "reliability",
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
     derandomize=bool(os.environ.get("CI")),  # CI repeats the same examples; a developer's run explores new ones
 )
 
@@ -64,12 +68,16 @@ def outage(database_url, tmp_path):
     path = make_url(database_url).database
     holder = create_engine(f"sqlite:///{path}", isolation_level="AUTOCOMMIT", connect_args={"timeout": 30})
     conn = holder.connect()
-    server = LiveCollector(database_url, tmp_path / "gunicorn.log", env={"COHORTLY_SQLITE_TIMEOUT": "0.3", **ONE_CLIENT_MANY_VISITORS})
+    server = LiveCollector(
+        database_url, tmp_path / "gunicorn.log", env={"COHORTLY_SQLITE_TIMEOUT": "0.3", **ONE_CLIENT_MANY_VISITORS}
+    )
 
     def cut():
         conn.exec_driver_sql("BEGIN EXCLUSIVE")
-        conn.exec_driver_sql("INSERT INTO sites (name, write_key, api_key_hash, origins, settings, created_at) "
-                             "VALUES ('lock', 'lock', 'lock', '[]', '{}', 0)")
+        conn.exec_driver_sql(
+            "INSERT INTO sites (name, write_key, api_key_hash, origins, settings, created_at) "
+            "VALUES ('lock', 'lock', 'lock', '[]', '{}', 0)"
+        )
 
     def restore():
         conn.exec_driver_sql("ROLLBACK")

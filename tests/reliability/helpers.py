@@ -1,4 +1,5 @@
 """Retrying clients under load in a background thread, and the check that what they sent is stored once."""
+
 import os
 import threading
 
@@ -18,8 +19,17 @@ class BackgroundLoad:
     `max_backoff` seconds, shorter than the collector's Retry-After, to keep the tests short).
     """
 
-    def __init__(self, collector, write_key, prefix, seconds, concurrency=8, sizes=(1, 5, 20),
-                 retry_deadline=None, max_backoff=1.0):
+    def __init__(
+        self,
+        collector,
+        write_key,
+        prefix,
+        seconds,
+        concurrency=8,
+        sizes=(1, 5, 20),
+        retry_deadline=None,
+        max_backoff=1.0,
+    ):
         self.collector = collector
         self.ids_by_key = {}
         self.stop = threading.Event()
@@ -31,9 +41,19 @@ class BackgroundLoad:
         bodies = payload.keyed(payload.bodies(prefix, sizes, 10_000_000), self.ids_by_key)
         headers = {"Content-Type": "application/json", "Authorization": payload.basic_auth(write_key)}
         self.args = (host, int(port), "/v1/batch", bodies)
-        self.kwargs = dict(headers=headers, concurrency=concurrency, duration=seconds, max_requests=10_000_000,
-                           retry=True, retry_deadline=retry_deadline or seconds + 60, max_backoff=max_backoff,
-                           stop=self.stop, abort=self.abort, outcome=self.outcome, timeout=20.0)
+        self.kwargs = dict(
+            headers=headers,
+            concurrency=concurrency,
+            duration=seconds,
+            max_requests=10_000_000,
+            retry=True,
+            retry_deadline=retry_deadline or seconds + 60,
+            max_backoff=max_backoff,
+            stop=self.stop,
+            abort=self.abort,
+            outcome=self.outcome,
+            timeout=20.0,
+        )
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -89,5 +109,7 @@ def assert_all_stored_exactly_once(background, site_id, allowed=(200, 429, 503))
     assert len(stored) == len(set(stored)), f"{len(stored) - len(set(stored))} duplicate events"
     assert set(stored) == sent, f"{len(sent - set(stored))} lost, {len(set(stored) - sent)} not sent"
     assert len(sent) > 0
-    print(f"{len(sent)} messages in {len(background.ids_by_key)} batches, {outcome.elapsed:.1f}s, "
-          f"attempts by status {dict(outcome.attempts)}")
+    print(
+        f"{len(sent)} messages in {len(background.ids_by_key)} batches, {outcome.elapsed:.1f}s, "
+        f"attempts by status {dict(outcome.attempts)}"
+    )

@@ -3,6 +3,7 @@
 PostgreSQL is taken away through a TCP proxy (the machine's server keeps running); SQLite through an
 exclusive lock held by another connection.
 """
+
 import pytest
 
 from tests.live import wait_for

@@ -1,4 +1,5 @@
 """A messageId repeated inside one batch is stored once, the first copy (one multi-row INSERT on PostgreSQL)."""
+
 import pytest
 
 from tests.collector.helpers import basic, stored, track
@@ -13,4 +14,7 @@ def test_a_message_repeated_in_one_batch_is_stored_once(client, site, engine):
     assert response.status_code == 200
     assert response.get_json()["accepted"] == 4
     rows = stored(engine)
-    assert [(row["message_id"], row["event"]) for row in rows] == [("same", "Product Viewed"), ("other", "Product Viewed")]
+    assert [(row["message_id"], row["event"]) for row in rows] == [
+        ("same", "Product Viewed"),
+        ("other", "Product Viewed"),
+    ]

@@ -1,6 +1,7 @@
 """Hostile traffic with the public write key: extreme times, numbers, depths and strings in otherwise
 well-formed messages. Never a 5xx; after every accepted request a rollup pass (fold, judge, webhooks, purge)
 and every read of the site (API pages, exports, changes, profiles, /v1/segments/me, the dashboard) answer 2xx."""
+
 import base64
 import json
 from urllib.parse import quote
@@ -10,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from core import schema, sites, times
 from core.app import create_app
 from core.db import make_engine
-from core import schema, sites, times
 from segmenter.rollup import job
 from segmenter.webhooks import network
 from tests.receiver import Receiver
@@ -20,24 +21,104 @@ from tests.receiver import Receiver
 pytestmark = pytest.mark.reliability
 
 EXAMPLES = 120
-TIMES = ("0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00-14:00", "9999-12-31T23:59:59Z",
-         "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59+14:00", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
-         "1900-01-01T00:00:00Z", "2100-01-01T00:00:00Z", "2026-12-03T10:00:00Z", "2026-12-03T10:00:00.123456+05:45",
-         None)
-NUMBERS = (0, -1, 1, 89, 0.5, -0.0, 999999999999, 1000000, 2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1,
-           10**30, 10**308, 1e308, -1e308, 5e-324, "89", "1e400", "NaN", "-", True, None, [], {"x": 1})
-STRINGS = ("a", "", " ", "u:", "a:", "x" * 200, "zoë@example.com", "José", 'a"b', "=HYPERLINK(\"x\")", "+1", "-1",
-           "@a", "\tx", "\rx", "\u202e", "𝔘𝔫𝔦", "<script>alert(1)</script>", "'; DROP TABLE events;--", "%00", "../..",
-           "%", "_", "a%b_c", "\\", "null", 12345, 1.5, -7)
-EVENTS = ("Product Viewed", "Product Added", "Product Removed", "Checkout Started", "Order Completed",
-          "Email Delivered", "Email Opened", "Email Link Clicked", "Signed Up")
+TIMES = (
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00-14:00",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59+14:00",
+    "1970-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z",
+    "1900-01-01T00:00:00Z",
+    "2100-01-01T00:00:00Z",
+    "2026-12-03T10:00:00Z",
+    "2026-12-03T10:00:00.123456+05:45",
+    None,
+)
+NUMBERS = (
+    0,
+    -1,
+    1,
+    89,
+    0.5,
+    -0.0,
+    999999999999,
+    1000000,
+    2**31,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    -(2**63) - 1,
+    10**30,
+    10**308,
+    1e308,
+    -1e308,
+    5e-324,
+    "89",
+    "1e400",
+    "NaN",
+    "-",
+    True,
+    None,
+    [],
+    {"x": 1},
+)
+STRINGS = (
+    "a",
+    "",
+    " ",
+    "u:",
+    "a:",
+    "x" * 200,
+    "zoë@example.com",
+    "José",
+    'a"b',
+    '=HYPERLINK("x")',
+    "+1",
+    "-1",
+    "@a",
+    "\tx",
+    "\rx",
+    "\u202e",
+    "𝔘𝔫𝔦",
+    "<script>alert(1)</script>",
+    "'; DROP TABLE events;--",
+    "%00",
+    "../..",
+    "%",
+    "_",
+    "a%b_c",
+    "\\",
+    "null",
+    12345,
+    1.5,
+    -7,
+)
+EVENTS = (
+    "Product Viewed",
+    "Product Added",
+    "Product Removed",
+    "Checkout Started",
+    "Order Completed",
+    "Email Delivered",
+    "Email Opened",
+    "Email Link Clicked",
+    "Signed Up",
+)
 DEPTHS = (1, 3, 31, 32, 33, 100, 1000, 5000)
-PLAIN_TIMES, PLAIN_NUMBERS, PLAIN_STRINGS = ("2026-12-03T10:00:00Z", None), (1, 89, 999999999, 10000), ("a", "p1", "Shoes")
+PLAIN_TIMES, PLAIN_NUMBERS, PLAIN_STRINGS = (
+    ("2026-12-03T10:00:00Z", None),
+    (1, 89, 999999999, 10000),
+    ("a", "p1", "Shoes"),
+)
 
 
 def hostile(values, plain):
     """A hostile value a third of the time, else a plain one: most requests are then accepted and reach the rollup."""
     return st.one_of(st.sampled_from(values), st.sampled_from(plain), st.sampled_from(plain))
+
+
 DEEP = "__deep__"
 LOOPBACK = network.allowed_networks("127.0.0.0/8")  # the test's webhook receiver
 
@@ -51,12 +132,35 @@ def nested(depth):
 def properties(draw):
     """Ecommerce properties with hostile numbers and strings."""
     props = {}
-    for name in draw(st.sets(st.sampled_from(("price", "quantity", "revenue", "value", "total", "product_id", "name",
-                                             "category", "url", "order_id", "products")), max_size=6)):
+    for name in draw(
+        st.sets(
+            st.sampled_from(
+                (
+                    "price",
+                    "quantity",
+                    "revenue",
+                    "value",
+                    "total",
+                    "product_id",
+                    "name",
+                    "category",
+                    "url",
+                    "order_id",
+                    "products",
+                )
+            ),
+            max_size=6,
+        )
+    ):
         if name == "products":
-            props[name] = [{"product_id": draw(hostile(STRINGS, PLAIN_STRINGS)),
-                            "price": draw(hostile(NUMBERS, PLAIN_NUMBERS)),
-                            "quantity": draw(hostile(NUMBERS, PLAIN_NUMBERS))} for _ in range(draw(st.integers(0, 3)))]
+            props[name] = [
+                {
+                    "product_id": draw(hostile(STRINGS, PLAIN_STRINGS)),
+                    "price": draw(hostile(NUMBERS, PLAIN_NUMBERS)),
+                    "quantity": draw(hostile(NUMBERS, PLAIN_NUMBERS)),
+                }
+                for _ in range(draw(st.integers(0, 3)))
+            ]
         elif name in ("product_id", "name", "category", "url", "order_id"):
             props[name] = draw(hostile(STRINGS, PLAIN_STRINGS))
         else:
@@ -165,8 +269,12 @@ def reads(engine, site_id, write_key, client, api, anon_ids):
         for tail in ("", "/members", "/members.ndjson", "/members.csv", "/changes"):
             yield f"/api/v1/segments/{name}{tail}"
     with engine.connect() as conn:
-        profiles = conn.scalars(select(schema.ProfileFact.profile_id).where(schema.ProfileFact.site_id == site_id)
-                                .order_by(schema.ProfileFact.profile_id).limit(8)).all()
+        profiles = conn.scalars(
+            select(schema.ProfileFact.profile_id)
+            .where(schema.ProfileFact.site_id == site_id)
+            .order_by(schema.ProfileFact.profile_id)
+            .limit(8)
+        ).all()
     for profile_id in profiles:
         yield f"/api/v1/profiles/{quote(profile_id, safe='')}"
         yield f"/api/v1/profiles/{quote(profile_id, safe='')}/export"
@@ -174,8 +282,26 @@ def reads(engine, site_id, write_key, client, api, anon_ids):
         yield f"/v1/segments/me?anonymousId={anon}&writeKey={write_key}"
 
 
-ARGUMENTS = ("0", "-1", "1", "1000", "1001", str(2**63), str(-(2**63) - 1), "1e400", "NaN", "", "%00", "%ED%A0%80",
-             "x" * 5000, "%5B%5D", "eyJ9", "MTIzOjQ1Ng", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z")
+ARGUMENTS = (
+    "0",
+    "-1",
+    "1",
+    "1000",
+    "1001",
+    str(2**63),
+    str(-(2**63) - 1),
+    "1e400",
+    "NaN",
+    "",
+    "%00",
+    "%ED%A0%80",
+    "x" * 5000,
+    "%5B%5D",
+    "eyJ9",
+    "MTIzOjQ1Ng",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+)
 
 
 def hostile_arguments(write_key):

@@ -1,10 +1,11 @@
 """Over a thousand generated malformed requests: never a 5xx, always the one error shape, and nothing stored
 from what was rejected (a rejected request stores no event; a rejected message of a batch is a bad row only)."""
+
 import base64
 import gzip
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -12,30 +13,82 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 from sqlalchemy import func, insert, select
 
+from collector import messages as quick
+from collector.schemas import TYPES, load_message, message_schema
+from core import sites
 from core.app import create_app
 from core.db import make_engine
 from core.schema import BadRow, Event, Site
-from collector import messages as quick
-from collector.schemas import TYPES, load_message, message_schema
 from tests.collector.helpers import basic, counts
-from core import sites
 
 pytestmark = pytest.mark.reliability
 
 EXAMPLES = 1100
-FIELDS = ("type", "messageId", "userId", "anonymousId", "previousId", "groupId", "event", "name", "category",
-          "properties", "traits", "context", "integrations", "timestamp", "originalTimestamp", "sentAt",
-          "receivedAt", "writeKey", "channel", "version", "options", "_metadata", "rudderId")
-ODD_STRINGS = ("", "\x00", "a\x00b", "\ud800", "x\udfffy", "x" * 201, "x" * 40_000, "2026-13-45T99:99:99Z",
-               "2026-01-15T10:00:00", "not a date", "1e400", "NaN", "\u202e", "𝔘𝔫𝔦", "null", "track",
-               "https://shop.example/?utm_source=\x00", "../../etc/passwd", "<script>", "'; DROP TABLE events;--",
-               "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1999-12-31T23:59:59Z", " ")
+FIELDS = (
+    "type",
+    "messageId",
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "event",
+    "name",
+    "category",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+    "receivedAt",
+    "writeKey",
+    "channel",
+    "version",
+    "options",
+    "_metadata",
+    "rudderId",
+)
+ODD_STRINGS = (
+    "",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "x\udfffy",
+    "x" * 201,
+    "x" * 40_000,
+    "2026-13-45T99:99:99Z",
+    "2026-01-15T10:00:00",
+    "not a date",
+    "1e400",
+    "NaN",
+    "\u202e",
+    "𝔘𝔫𝔦",
+    "null",
+    "track",
+    "https://shop.example/?utm_source=\x00",
+    "../../etc/passwd",
+    "<script>",
+    "'; DROP TABLE events;--",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "1999-12-31T23:59:59Z",
+    " ",
+)
 ODD_NUMBERS = (0, -1, 2**63, -(2**63) - 1, 10**30, 1e308, -0.0, float("nan"), float("inf"), float("-inf"))
 
-leaves = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-          | st.sampled_from(ODD_STRINGS) | st.sampled_from(ODD_NUMBERS))
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(ODD_STRINGS)
+    | st.sampled_from(ODD_NUMBERS)
+)
 json_values = st.recursive(
-    leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    leaves,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
 field_names = st.sampled_from(FIELDS) | st.text(max_size=12)
@@ -45,10 +98,20 @@ MESSAGE_FAULTS = ("invalid_message", "message_too_large", "invalid_timestamp", "
 
 def valid_message(kind):
     """A valid message of `kind`; mutations then make it invalid (or, by chance, leave it valid)."""
-    message = {"type": kind, "anonymousId": "anon-1", "timestamp": "2026-01-15T10:00:00Z",
-               "properties": {"price": 10}, "context": {"page": {"url": "https://shop.example/p/1"}}}
-    message.update({"track": {"event": "Product Viewed"}, "group": {"groupId": "g1"},
-                    "alias": {"previousId": "anon-1", "userId": "u1"}}.get(kind, {}))
+    message = {
+        "type": kind,
+        "anonymousId": "anon-1",
+        "timestamp": "2026-01-15T10:00:00Z",
+        "properties": {"price": 10},
+        "context": {"page": {"url": "https://shop.example/p/1"}},
+    }
+    message.update(
+        {
+            "track": {"event": "Product Viewed"},
+            "group": {"groupId": "g1"},
+            "alias": {"previousId": "anon-1", "userId": "u1"},
+        }.get(kind, {})
+    )
     return message
 
 
@@ -70,12 +133,15 @@ def messages(draw):
 @st.composite
 def envelopes(draw):
     """A /v1/batch body: a few mutated messages among valid ones, or a broken envelope."""
-    batch = [draw(messages()) if draw(st.booleans()) else valid_message("track") for _ in range(draw(st.integers(1, 4)))]
+    batch = [
+        draw(messages()) if draw(st.booleans()) else valid_message("track") for _ in range(draw(st.integers(1, 4)))
+    ]
     body = {"batch": batch}
     fault = draw(st.sampled_from(["messages", "messages", "messages", "envelope", "batch", "too_many"]))
     if fault == "envelope":
-        body[draw(st.sampled_from(["sentAt", "context", "integrations", "timestamp", "metadata", "writeKey", "extra"]))] = (
-            draw(json_values))
+        body[
+            draw(st.sampled_from(["sentAt", "context", "integrations", "timestamp", "metadata", "writeKey", "extra"]))
+        ] = draw(json_values)
     elif fault == "batch":
         body["batch"] = draw(json_values.filter(lambda value: not isinstance(value, list)))
     elif fault == "too_many":
@@ -109,8 +175,18 @@ def requests_(draw):
     path, body, batch = draw(bodies())
     if not isinstance(body, bytes):
         body = json.dumps(body, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
-    headers = {"Content-Type": draw(st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded",
-                                                     "application/json; charset=latin-1"]))}
+    headers = {
+        "Content-Type": draw(
+            st.sampled_from(
+                [
+                    "application/json",
+                    "text/plain",
+                    "application/x-www-form-urlencoded",
+                    "application/json; charset=latin-1",
+                ]
+            )
+        )
+    }
     auth = draw(st.sampled_from(["basic", "basic", "basic", "none", "unknown", "garbage", "query"]))
     encoding = draw(st.sampled_from([None, None, None, None, "gzip", "bad_gzip", "deflate"]))
     if encoding == "gzip":
@@ -119,16 +195,30 @@ def requests_(draw):
         body = b"\x1f\x8b" + body
     if encoding:
         headers["Content-Encoding"] = "gzip" if encoding == "bad_gzip" else encoding
-    extra = draw(st.sampled_from([{}, {}, {"Origin": "https://evil.example"}, {"Origin": "https://shop.example"},
-                                  {"DNT": "1"}, {"Origin": "null"}]))
+    extra = draw(
+        st.sampled_from(
+            [
+                {},
+                {},
+                {"Origin": "https://evil.example"},
+                {"Origin": "https://shop.example"},
+                {"DNT": "1"},
+                {"Origin": "null"},
+            ]
+        )
+    )
     headers.update(extra)
     return path, body, headers, auth, batch
 
 
 def error_shape(body):
     """True for {"error": {"code": str, "message": str, ["fields": ...]}} and nothing else."""
-    return (set(body) == {"error"} and {"code", "message"} <= set(body["error"]) <= {"code", "message", "fields"}
-            and isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str))
+    return (
+        set(body) == {"error"}
+        and {"code", "message"} <= set(body["error"]) <= {"code", "message", "fields"}
+        and isinstance(body["error"]["code"], str)
+        and isinstance(body["error"]["message"], str)
+    )
 
 
 def expected_ids(batch, rejected):
@@ -188,7 +278,9 @@ def test_malformed_requests_never_5xx_and_store_nothing_rejected(database_url):
         rejected = {fault["index"] for fault in answer["rejected"]}
         if rejected:
             seen["rejected"] += 1
-        assert all(error_shape({"error": {k: v for k, v in fault.items() if k != "index"}}) for fault in answer["rejected"])
+        assert all(
+            error_shape({"error": {k: v for k, v in fault.items() if k != "index"}}) for fault in answer["rejected"]
+        )
         assert bad == len(rejected)
         if answer.get("dropped"):
             assert events == answer["accepted"] == 0
@@ -211,8 +303,17 @@ def test_malformed_requests_never_5xx_and_store_nothing_rejected(database_url):
 
 def _fresh_sites(engine, count):
     """`count` sites allowing https://shop.example, made in one transaction: [{"site_id", "write_key"}]."""
-    rows = [{"name": f"fuzz-{n}", "write_key": f"wk_fuzz_{n}", "api_key_hash": sites.hash_key(f"sk_fuzz_{n}"),
-             "origins": ["https://shop.example"], "settings": {}, "created_at": 0} for n in range(count)]
+    rows = [
+        {
+            "name": f"fuzz-{n}",
+            "write_key": f"wk_fuzz_{n}",
+            "api_key_hash": sites.hash_key(f"sk_fuzz_{n}"),
+            "origins": ["https://shop.example"],
+            "settings": {},
+            "created_at": 0,
+        }
+        for n in range(count)
+    ]
     with engine.begin() as conn:
         conn.execute(insert(Site), rows)
         found = conn.execute(select(Site.id, Site.write_key).where(Site.name.like("fuzz-%")).order_by(Site.id))
@@ -234,20 +335,33 @@ def _message_ids(engine, site_id):
 TRACK = {"type": "track", "event": "Product Viewed", "anonymousId": "a"}
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"batch": [dict(TRACK, properties={"price": float("nan")})]}, 200, "invalid_message"),
-    ({"batch": [dict(TRACK, properties={"price": float("inf")})]}, 200, "invalid_message"),
-    ({"batch": [dict(TRACK, traits={"x": float("-inf")})]}, 200, "invalid_message"),
-    ({"batch": [TRACK], "context": {"page": {"url": "https://shop.example/\x00"}}}, 400, "invalid_payload"),
-    ({"batch": [TRACK], "context": {"page": {"title": "\ud800"}}}, 400, "invalid_payload"),
-    ({"batch": [TRACK], "integrations": {"a\x00": True}}, 400, "invalid_payload"),
-    ({"batch": [TRACK], "context": {"pad": "x" * 40_000}}, 200, "message_too_large"),  # merged into every message
-], ids=["nan", "infinity", "minus-infinity", "nul-in-batch-context", "surrogate-in-batch-context",
-        "nul-in-batch-integrations", "batch-context-over-message-limit"])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"batch": [dict(TRACK, properties={"price": float("nan")})]}, 200, "invalid_message"),
+        ({"batch": [dict(TRACK, properties={"price": float("inf")})]}, 200, "invalid_message"),
+        ({"batch": [dict(TRACK, traits={"x": float("-inf")})]}, 200, "invalid_message"),
+        ({"batch": [TRACK], "context": {"page": {"url": "https://shop.example/\x00"}}}, 400, "invalid_payload"),
+        ({"batch": [TRACK], "context": {"page": {"title": "\ud800"}}}, 400, "invalid_payload"),
+        ({"batch": [TRACK], "integrations": {"a\x00": True}}, 400, "invalid_payload"),
+        ({"batch": [TRACK], "context": {"pad": "x" * 40_000}}, 200, "message_too_large"),  # merged into every message
+    ],
+    ids=[
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "nul-in-batch-context",
+        "surrogate-in-batch-context",
+        "nul-in-batch-integrations",
+        "batch-context-over-message-limit",
+    ],
+)
 def test_what_no_database_can_store_is_rejected_on_both(client, site, engine, body, status, code):
     """Found by the fuzzing above on PostgreSQL (500s): NaN/Infinity, and NUL, lone surrogates or size hidden in a
     batch's shared context, which is merged into each message after the message's own checks."""
-    response = client.post("/v1/batch", data=json.dumps(body), headers={**basic(site["write_key"]), "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/batch", data=json.dumps(body), headers={**basic(site["write_key"]), "Content-Type": "application/json"}
+    )
     assert response.status_code == status, response.data
     answer = response.get_json()
     found = answer["rejected"][0]["code"] if status == 200 else answer["error"]["code"]
@@ -259,6 +373,7 @@ def test_what_no_database_can_store_is_rejected_on_both(client, site, engine, bo
 @given(raw=messages())
 def test_the_partial_load_judges_every_message_as_the_full_load_does(raw):
     """`load_message` skips absent fields for speed; it must accept, reject and explain exactly as a full load."""
+
     def judge(load):
         try:
             return "valid", load(raw)
@@ -269,23 +384,80 @@ def test_the_partial_load_judges_every_message_as_the_full_load_does(raw):
 
 
 # --- The fast path (collector.messages) against marshmallow. ---------------------------------------------
-ID_EDGES = st.sampled_from(["", " ", "\t\n", "\u3000", " x ", "x" * 200, "x" * 201, "\x00", "\ud800", 10**199, 10**200, -(10**199), 1e300, True, 0, -0.0])
+ID_EDGES = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t\n",
+        "\u3000",
+        " x ",
+        "x" * 200,
+        "x" * 201,
+        "\x00",
+        "\ud800",
+        10**199,
+        10**200,
+        -(10**199),
+        1e300,
+        True,
+        0,
+        -0.0,
+    ]
+)
 TEXT_EDGES = st.sampled_from(["", "x" * 50, "x" * 51, "x" * 200, "x" * 201, b"bytes", 0, True])
 ids = ID_EDGES | ID_EDGES | st.none() | st.text(max_size=8) | st.integers() | st.floats() | json_values
 texts = TEXT_EDGES | TEXT_EDGES | st.none() | st.text(max_size=8) | json_values
-offsets = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-23, minutes=59))])
-TIME_EDGES = st.sampled_from(["2026-01-15T10:00:00Z", "2026-01-15T10:00:00.123+01:00", "2026-01-15", "20260115T100000",
-                              "2026-W03-4", "9999-12-31T23:59:59Z", "2999-01-01T00:00:00Z", "2026-01-15T24:00:00",
-                              "2026-01-15T10:00:00+25:00", "2026-13-45T99:99:99Z", "not a date", "", "1736935200000",
-                              1736935200000, "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
-moments = (TIME_EDGES | TIME_EDGES | st.none() | json_values | st.datetimes(timezones=offsets).map(datetime.isoformat)
-           | st.datetimes().map(lambda moment: moment.isoformat(sep=" ", timespec="milliseconds")))
+offsets = st.sampled_from(
+    [None, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-23, minutes=59))]
+)
+TIME_EDGES = st.sampled_from(
+    [
+        "2026-01-15T10:00:00Z",
+        "2026-01-15T10:00:00.123+01:00",
+        "2026-01-15",
+        "20260115T100000",
+        "2026-W03-4",
+        "9999-12-31T23:59:59Z",
+        "2999-01-01T00:00:00Z",
+        "2026-01-15T24:00:00",
+        "2026-01-15T10:00:00+25:00",
+        "2026-13-45T99:99:99Z",
+        "not a date",
+        "",
+        "1736935200000",
+        1736935200000,
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+    ]
+)
+moments = (
+    TIME_EDGES
+    | TIME_EDGES
+    | st.none()
+    | json_values
+    | st.datetimes(timezones=offsets).map(datetime.isoformat)
+    | st.datetimes().map(lambda moment: moment.isoformat(sep=" ", timespec="milliseconds"))
+)
 mappings = st.none() | st.dictionaries(st.text(max_size=6), json_values, max_size=4) | json_values
-VALUES = {"type": st.sampled_from(TYPES) | st.sampled_from(["Track", "page ", "", None]) | json_values,
-          "event": texts, "name": texts, "category": texts, "channel": texts, "writeKey": texts,
-          "properties": mappings, "traits": mappings, "context": mappings, "integrations": mappings,
-          "options": mappings, "_metadata": mappings, "timestamp": moments, "originalTimestamp": moments,
-          "sentAt": moments, "receivedAt": json_values, "version": json_values}
+VALUES = {
+    "type": st.sampled_from(TYPES) | st.sampled_from(["Track", "page ", "", None]) | json_values,
+    "event": texts,
+    "name": texts,
+    "category": texts,
+    "channel": texts,
+    "writeKey": texts,
+    "properties": mappings,
+    "traits": mappings,
+    "context": mappings,
+    "integrations": mappings,
+    "options": mappings,
+    "_metadata": mappings,
+    "timestamp": moments,
+    "originalTimestamp": moments,
+    "sentAt": moments,
+    "receivedAt": json_values,
+    "version": json_values,
+}
 VALUES.update(dict.fromkeys(("messageId", "userId", "anonymousId", "previousId", "groupId", "rudderId"), ids))
 
 
@@ -319,8 +491,11 @@ def _judge(load, raw):
         return "error", type(err).__name__
 
 
-EDGES = ([None, True, 0, -0.0, 1e300, 10**199, 10**200, float("nan"), float("inf"), [], {}, {"a": [1]}, b"bytes"]
-         + ["", "\x00", "\ud800", "x" * 50, "x" * 51, "x" * 200, "x" * 201, "track", "alias", "Track"] + list(TIME_EDGES.elements))
+EDGES = (
+    [None, True, 0, -0.0, 1e300, 10**199, 10**200, float("nan"), float("inf"), [], {}, {"a": [1]}, b"bytes"]
+    + ["", "\x00", "\ud800", "x" * 50, "x" * 51, "x" * 200, "x" * 201, "track", "alias", "Track"]
+    + list(TIME_EDGES.elements)
+)
 
 
 @pytest.mark.parametrize("kind", TYPES)

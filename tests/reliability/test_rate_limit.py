@@ -4,12 +4,13 @@ one client cannot spend a write key's budget for everyone; the buckets of many c
 Found by bench/ingest: with the clock read before taking the lock, a thread could refill a negative amount
 (its `now` older than the bucket's last update) and answer a spurious 429.
 """
+
 import threading
 
 import pytest
 
-from core.app import create_app
 from collector import store
+from core.app import create_app
 from core.ratelimit import RateLimiter, client_of
 from tests.collector.helpers import basic, track
 
@@ -48,20 +49,31 @@ def test_buckets_are_bounded_and_pruning_keeps_busy_clients():
     assert len(limiter.buckets) <= 10
 
 
-@pytest.mark.parametrize("address, client", [
-    ("198.51.100.7", "198.51.100.7"),
-    ("::ffff:198.51.100.7", "198.51.100.7"),
-    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::"),  # one host usually holds a whole /64
-    ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::"),
-    ("not an address", "not an address"),
-])
+@pytest.mark.parametrize(
+    "address, client",
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::"),  # one host usually holds a whole /64
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::"),
+        ("not an address", "not an address"),
+    ],
+)
 def test_a_client_is_an_ipv4_address_or_an_ipv6_64(address, client):
     assert client_of(address) == client
 
 
 def per_client_app(database_url, **config):
-    return create_app({"DATABASE_URL": database_url, "RATE_LIMIT": 0.001, "RATE_BURST": 10,
-                       "CLIENT_RATE_LIMIT": 0.001, "CLIENT_RATE_BURST": 3, **config})
+    return create_app(
+        {
+            "DATABASE_URL": database_url,
+            "RATE_LIMIT": 0.001,
+            "RATE_BURST": 10,
+            "CLIENT_RATE_LIMIT": 0.001,
+            "CLIENT_RATE_BURST": 3,
+            **config,
+        }
+    )
 
 
 def exhaust(client, path, **kwargs):
@@ -83,8 +95,12 @@ def test_one_client_spending_its_budget_leaves_the_write_key_to_others(database_
     me = f"/v1/segments/me?writeKey={site['write_key']}&anonymousId=a"
     assert exhaust(client, me, environ_base={"REMOTE_ADDR": "198.51.100.7"}) == 3
     for other in ("198.51.100.8", "2001:db8::5"):
-        response = client.post("/v1/batch", json={"batch": [track()]}, headers=basic(site["write_key"]),
-                               environ_base={"REMOTE_ADDR": other})
+        response = client.post(
+            "/v1/batch",
+            json={"batch": [track()]},
+            headers=basic(site["write_key"]),
+            environ_base={"REMOTE_ADDR": other},
+        )
         assert response.status_code == 200, response.data
     assert store.count_events(app.extensions["cohortly_engine"]) == 2
     app.extensions["cohortly_engine"].dispose()
@@ -105,7 +121,14 @@ def test_clients_behind_a_trusted_proxy_are_told_apart_by_x_forwarded_for(databa
 def test_the_write_key_limit_still_holds_over_many_clients(database_url, site):
     app = per_client_app(database_url)
     client = app.test_client()
-    statuses = [client.post("/v1/batch", json={"batch": [track()]}, headers=basic(site["write_key"]),
-                            environ_base={"REMOTE_ADDR": f"198.51.100.{i}"}).status_code for i in range(12)]
+    statuses = [
+        client.post(
+            "/v1/batch",
+            json={"batch": [track()]},
+            headers=basic(site["write_key"]),
+            environ_base={"REMOTE_ADDR": f"198.51.100.{i}"},
+        ).status_code
+        for i in range(12)
+    ]
     assert statuses == [200] * 10 + [429] * 2
     app.extensions["cohortly_engine"].dispose()

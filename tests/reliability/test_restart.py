@@ -1,5 +1,6 @@
 """The collector is SIGKILLed mid-load and started again while retrying clients keep sending:
 nothing is lost and nothing is stored twice (a batch committed but never answered is sent again)."""
+
 import signal
 
 import pytest

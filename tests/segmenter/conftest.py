@@ -1,4 +1,5 @@
 """Fixtures shared by the segmenter tests."""
+
 import pytest
 
 from tests.receiver import Receiver

@@ -1,17 +1,18 @@
 """Helpers of the segmenter tests: stored events without HTTP, facts and memberships as dicts."""
+
 import itertools
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
-from core.schema import Event
 from core import schema
+from core.schema import Event
 
 #: Seconds a webhook pass may take past its budget in a test: its own database work on a machine whose cores
 #: are busy with other work (measured up to ~3 s with three test suites at once); far below any receiver's hang.
 PASS_SLACK = 8.0
-T0 = int(datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc).timestamp() * 1000)
+T0 = int(datetime(2026, 1, 5, 12, 0, tzinfo=UTC).timestamp() * 1000)
 _ids = itertools.count(1)
 
 
@@ -171,8 +172,7 @@ def sign_in(client, api_key, token=None):
     """Open the dashboard's sign-in page, then post the form with its CSRF token (or `token`)."""
     page = client.get("/dashboard/")
     assert page.status_code == 200 and b'id="sign-in"' in page.data
-    return client.post("/dashboard/login", data={"api_key": api_key,
-                                                 "csrf_token": token or form_token(page.text)})
+    return client.post("/dashboard/login", data={"api_key": api_key, "csrf_token": token or form_token(page.text)})
 
 
 def bearer(key):

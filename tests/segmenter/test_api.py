@@ -1,14 +1,15 @@
 """The segment API: one test per route, auth failures and cross-site isolation."""
+
 import csv
 import io
 import json
 
 import pytest
 
+from core import sites
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import HOUR as HOUR_MS
 from tests.segmenter.helpers import T0, bearer, identify, page, store, track
-from core import sites
 
 NOW = T0 + 3 * HOUR_MS
 
@@ -17,14 +18,28 @@ NOW = T0 + 3 * HOUR_MS
 def shop(engine, site):
     """Site `shop` rolled up at NOW: anon-1 browses (2 views), anon-2 abandons a cart, user-3 (a verified
     identify) buys once."""
-    store(engine, site["site_id"], [
-        page(at=T0, anon="anon-1"),
-        track("Product Viewed", at=T0, anon="anon-1", product_id="p1", name="Trail Shoe", category="Shoes", price=89),
-        track("Product Viewed", at=T0 + 60_000, anon="anon-1", product_id="p2", name="Rain Jacket", category="Jackets", price=120),
-        track("Product Added", at=T0, anon="anon-2", product_id="p1", name="Trail Shoe", price=89, quantity=2),
-        {**identify("user-3", anon="anon-3", at=T0, email="ann@example.com"), "user_verified": True},
-        track("Order Completed", at=T0 + 1000, anon="anon-3", user="user-3", order_id="o1", revenue=50),
-    ])
+    store(
+        engine,
+        site["site_id"],
+        [
+            page(at=T0, anon="anon-1"),
+            track(
+                "Product Viewed", at=T0, anon="anon-1", product_id="p1", name="Trail Shoe", category="Shoes", price=89
+            ),
+            track(
+                "Product Viewed",
+                at=T0 + 60_000,
+                anon="anon-1",
+                product_id="p2",
+                name="Rain Jacket",
+                category="Jackets",
+                price=120,
+            ),
+            track("Product Added", at=T0, anon="anon-2", product_id="p1", name="Trail Shoe", price=89, quantity=2),
+            {**identify("user-3", anon="anon-3", at=T0, email="ann@example.com"), "user_verified": True},
+            track("Order Completed", at=T0 + 1000, anon="anon-3", user="user-3", order_id="o1", revenue=50),
+        ],
+    )
     run_rollup(engine, now=NOW, site_id=site["site_id"])
     return site
 
@@ -33,10 +48,14 @@ def shop(engine, site):
 def other(engine):
     """A second site with a browser of its own, rolled up at NOW."""
     site = sites.create_site(engine, "other", [])
-    store(engine, site["site_id"], [
-        track("Product Viewed", at=T0, anon="b-1", product_id="x"),
-        track("Product Viewed", at=T0 + 1, anon="b-1", product_id="y"),
-    ])
+    store(
+        engine,
+        site["site_id"],
+        [
+            track("Product Viewed", at=T0, anon="b-1", product_id="x"),
+            track("Product Viewed", at=T0 + 1, anon="b-1", product_id="y"),
+        ],
+    )
     run_rollup(engine, now=NOW, site_id=site["site_id"])
     return site
 
@@ -53,11 +72,14 @@ ROUTES = [
 
 
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("headers, status, code", [
-    ({}, 401, "missing_api_key"),
-    ({"Authorization": "Bearer sk_wrong"}, 401, "invalid_api_key"),
-    ({"Authorization": "Basic c2tfd3Jvbmc6"}, 401, "missing_api_key"),
-])
+@pytest.mark.parametrize(
+    "headers, status, code",
+    [
+        ({}, 401, "missing_api_key"),
+        ({"Authorization": "Bearer sk_wrong"}, 401, "invalid_api_key"),
+        ({"Authorization": "Basic c2tfd3Jvbmc6"}, 401, "missing_api_key"),
+    ],
+)
 def test_every_route_needs_an_api_key(client, shop, route, headers, status, code):
     response = client.get(route, headers=headers)
     assert response.status_code == status
@@ -76,8 +98,17 @@ def test_segments_list(client, shop):
     response = client.get("/api/v1/segments", headers=bearer(shop["api_key"]))
     assert response.status_code == 200
     segments = {s["name"]: s for s in response.json["segments"]}
-    assert set(segments) == {"browsers", "cart_abandoners", "checkout_abandoners", "active", "dormant",
-                             "new_buyers", "repeat_buyers", "email_engaged", "email_unengaged"}
+    assert set(segments) == {
+        "browsers",
+        "cart_abandoners",
+        "checkout_abandoners",
+        "active",
+        "dormant",
+        "new_buyers",
+        "repeat_buyers",
+        "email_engaged",
+        "email_unengaged",
+    }
     browsers = segments["browsers"]
     assert browsers["size"] == 1
     assert browsers["too_small"] is True and browsers["min_size"] == 10
@@ -91,8 +122,12 @@ def test_segments_list(client, shop):
 
 def test_segment_sizes_follow_an_erasure_before_the_next_rollup(client, shop):
     """Sizes are the members the API lists now, not the last rollup's (an erasure changes them in between)."""
+
     def sizes():
-        return {s["name"]: s["size"] for s in client.get("/api/v1/segments", headers=bearer(shop["api_key"])).json["segments"]}
+        return {
+            s["name"]: s["size"]
+            for s in client.get("/api/v1/segments", headers=bearer(shop["api_key"])).json["segments"]
+        }
 
     assert (sizes()["new_buyers"], sizes()["active"]) == (1, 3)
     assert client.delete("/api/v1/profiles/user-3", headers=bearer(shop["api_key"])).status_code == 200
@@ -112,8 +147,12 @@ def test_thresholds_follow_the_site_settings(client, engine, shop):
 
 
 def test_unknown_segment(client, shop):
-    for route in ("/api/v1/segments/vips", "/api/v1/segments/vips/members", "/api/v1/segments/vips/changes",
-                  "/api/v1/segments/vips/members.csv"):
+    for route in (
+        "/api/v1/segments/vips",
+        "/api/v1/segments/vips/members",
+        "/api/v1/segments/vips/changes",
+        "/api/v1/segments/vips/members.csv",
+    ):
         response = client.get(route, headers=bearer(shop["api_key"]))
         assert response.status_code == 404
         assert response.json["error"]["code"] == "unknown_segment"
@@ -147,8 +186,9 @@ def test_member_pages_are_what_the_member_schema_dumps(client, engine, shop, seg
     from segmenter.reads import members
     from segmenter.serving.schemas import MemberPageSchema
 
-    response = client.get(f"/api/v1/segments/{segment}/members", query_string={"limit": 2},
-                          headers=bearer(shop["api_key"]))
+    response = client.get(
+        f"/api/v1/segments/{segment}/members", query_string={"limit": 2}, headers=bearer(shop["api_key"])
+    )
     with engine.connect() as conn:
         page = members.member_page(conn, shop["site_id"], segment, limit=2)
     with client.application.app_context():
@@ -160,8 +200,10 @@ def test_member_pages_are_what_the_member_schema_dumps(client, engine, shop, seg
 def test_member_pages_walk_every_member_once(client, engine, site):
     rows = []
     for i in range(25):
-        rows += [track("Product Viewed", at=T0, anon=f"v{i:02d}", product_id="a"),
-                 track("Product Viewed", at=T0 + 1, anon=f"v{i:02d}", product_id="b")]
+        rows += [
+            track("Product Viewed", at=T0, anon=f"v{i:02d}", product_id="a"),
+            track("Product Viewed", at=T0 + 1, anon=f"v{i:02d}", product_id="b"),
+        ]
     store(engine, site["site_id"], rows)
     run_rollup(engine, now=NOW, site_id=site["site_id"])
     seen, cursor = [], None
@@ -177,18 +219,28 @@ def test_member_pages_walk_every_member_once(client, engine, site):
 
 def test_entered_since_filters(client, shop):
     later = "2030-01-01T00:00:00Z"
-    body = client.get("/api/v1/segments/browsers/members", query_string={"entered_since": later},
-                      headers=bearer(shop["api_key"])).json
+    body = client.get(
+        "/api/v1/segments/browsers/members", query_string={"entered_since": later}, headers=bearer(shop["api_key"])
+    ).json
     assert body["members"] == []
-    body = client.get("/api/v1/segments/browsers/members", query_string={"entered_since": "2020-01-01T00:00:00Z"},
-                      headers=bearer(shop["api_key"])).json
+    body = client.get(
+        "/api/v1/segments/browsers/members",
+        query_string={"entered_since": "2020-01-01T00:00:00Z"},
+        headers=bearer(shop["api_key"]),
+    ).json
     assert len(body["members"]) == 1
 
 
-@pytest.mark.parametrize("query, field", [
-    ({"limit": 0}, "limit"), ({"limit": 5000}, "limit"), ({"limit": "ten"}, "limit"),
-    ({"entered_since": "yesterday"}, "entered_since"), ({"cursor": "%%%"}, "cursor"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 5000}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"entered_since": "yesterday"}, "entered_since"),
+        ({"cursor": "%%%"}, "cursor"),
+    ],
+)
 def test_bad_member_query(client, shop, query, field):
     response = client.get("/api/v1/segments/browsers/members", query_string=query, headers=bearer(shop["api_key"]))
     assert response.status_code == 422
@@ -202,7 +254,9 @@ def test_csv_export(client, shop):
     assert response.mimetype == "text/csv"
     assert 'filename="new_buyers.csv"' in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert [(r["profile_id"], r["email"], r["anonymous_ids"]) for r in rows] == [("u:user-3", "ann@example.com", "anon-3")]
+    assert [(r["profile_id"], r["email"], r["anonymous_ids"]) for r in rows] == [
+        ("u:user-3", "ann@example.com", "anon-3")
+    ]
     assert json.loads(rows[0]["context"])["order_count"] == 1
 
 
@@ -219,12 +273,19 @@ def test_changes_feed_with_cursor(client, engine, shop):
     assert {c["profile_id"] for c in first["changes"]} == {"a:anon-1", "a:anon-2", "u:user-3"}
     assert all(c["change"] == "enter" for c in first["changes"])
     cursor = first["next_cursor"]
-    again = client.get("/api/v1/segments/active/changes", query_string={"since": cursor}, headers=bearer(shop["api_key"])).json
+    again = client.get(
+        "/api/v1/segments/active/changes", query_string={"since": cursor}, headers=bearer(shop["api_key"])
+    ).json
     assert again == {"changes": [], "next_cursor": cursor}
     run_rollup(engine, now=NOW + 8 * 24 * HOUR_MS, site_id=shop["site_id"])  # everyone goes quiet
-    later = client.get("/api/v1/segments/active/changes", query_string={"since": cursor}, headers=bearer(shop["api_key"])).json
+    later = client.get(
+        "/api/v1/segments/active/changes", query_string={"since": cursor}, headers=bearer(shop["api_key"])
+    ).json
     assert {(c["profile_id"], c["change"]) for c in later["changes"]} == {
-        ("a:anon-1", "exit"), ("a:anon-2", "exit"), ("u:user-3", "exit")}
+        ("a:anon-1", "exit"),
+        ("a:anon-2", "exit"),
+        ("u:user-3", "exit"),
+    }
     assert later["next_cursor"] > cursor
 
 
@@ -251,15 +312,20 @@ def test_sites_are_isolated(client, shop, other):
     assert [m["profile_id"] for m in own] == ["a:b-1"]
     assert client.get("/api/v1/profiles/anon-1", headers=bearer(other["api_key"])).status_code == 404
     assert client.get("/api/v1/profiles/b-1", headers=bearer(shop["api_key"])).status_code == 404
-    exported = client.get("/api/v1/segments/browsers/members.ndjson", headers=bearer(other["api_key"])).get_data(as_text=True)
+    exported = client.get("/api/v1/segments/browsers/members.ndjson", headers=bearer(other["api_key"])).get_data(
+        as_text=True
+    )
     assert "anon-1" not in exported
     feed = client.get("/api/v1/segments/browsers/changes", headers=bearer(other["api_key"])).json["changes"]
     assert {c["profile_id"] for c in feed} == {"a:b-1"}
 
 
 def test_visitor_sees_only_their_segment_names(client, shop, other):
-    response = client.get("/v1/segments/me", query_string={"anonymousId": "anon-1", "writeKey": shop["write_key"]},
-                          headers={"Origin": "https://shop.example"})
+    response = client.get(
+        "/v1/segments/me",
+        query_string={"anonymousId": "anon-1", "writeKey": shop["write_key"]},
+        headers={"Origin": "https://shop.example"},
+    )
     assert response.status_code == 200
     assert response.json == {"segments": ["active", "browsers"]}
     assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
@@ -276,17 +342,26 @@ def test_visitor_endpoint_needs_a_write_key_and_an_id(client, shop):
     bad = client.get("/v1/segments/me", query_string={"writeKey": shop["write_key"]})
     assert bad.status_code == 422
     assert "anonymousId" in bad.json["error"]["fields"]
-    evil = client.get("/v1/segments/me", query_string={"anonymousId": "anon-1", "writeKey": shop["write_key"]},
-                      headers={"Origin": "https://evil.example"})
+    evil = client.get(
+        "/v1/segments/me",
+        query_string={"anonymousId": "anon-1", "writeKey": shop["write_key"]},
+        headers={"Origin": "https://evil.example"},
+    )
     assert evil.status_code == 403
 
 
 def test_openapi_document_and_docs_page(client):
     spec = client.get("/api/v1/openapi.json").json
     assert spec["info"]["title"] == "Cohortly"
-    assert {"/api/v1/segments", "/api/v1/segments/{name}/members", "/api/v1/segments/{name}/members.csv",
-            "/api/v1/segments/{name}/members.ndjson", "/api/v1/segments/{name}/changes",
-            "/api/v1/profiles/{profile_id}", "/v1/segments/me"} <= set(spec["paths"])
+    assert {
+        "/api/v1/segments",
+        "/api/v1/segments/{name}/members",
+        "/api/v1/segments/{name}/members.csv",
+        "/api/v1/segments/{name}/members.ndjson",
+        "/api/v1/segments/{name}/changes",
+        "/api/v1/profiles/{profile_id}",
+        "/v1/segments/me",
+    } <= set(spec["paths"])
     assert "bearerAuth" in spec["components"]["securitySchemes"]
     assert "Member" in spec["components"]["schemas"]
     docs = client.get("/api/v1/docs")

@@ -1,4 +1,5 @@
 """/api/v1/docs loads ReDoc from the collector itself: the pinned, vendored bundle, cached for a year."""
+
 import json
 import os
 import re

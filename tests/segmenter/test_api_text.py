@@ -1,4 +1,5 @@
 """Text the databases cannot hold (NUL, lone surrogates) in a path, a query or a key: a 4xx, never a 500."""
+
 import pytest
 from sqlalchemy import func, select
 
@@ -50,8 +51,10 @@ def test_unstorable_write_key_is_refused_and_nothing_stored(client, engine, site
         client.post("/v1/batch", json=body, headers={"Authorization": "Basic " + _basic(bad)}),
         client.post("/v1/batch", json={**body, "writeKey": bad}),
         client.post("/v1/batch?writeKey=" + bad.encode("utf-8", "surrogatepass").hex(), json=body),
-        client.get("/api/v1/segments", headers={"Authorization": "Bearer " + bad.encode("utf-8", "surrogatepass")
-                                                .decode("latin-1")}),
+        client.get(
+            "/api/v1/segments",
+            headers={"Authorization": "Bearer " + bad.encode("utf-8", "surrogatepass").decode("latin-1")},
+        ),
     ):
         assert response.status_code in (400, 401), response.get_data(as_text=True)
         assert set(response.get_json()) == {"error"}

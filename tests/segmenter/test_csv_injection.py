@@ -1,4 +1,5 @@
 """CSV exports (API and CLI) never hand a spreadsheet a formula (issue #11, OWASP's CSV injection rule)."""
+
 import csv
 import io
 
@@ -21,9 +22,11 @@ HOSTILE = [
 def hostile(engine, site):
     rows = []
     for user, anon, email in HOSTILE:
-        rows += [identify(user, anon=anon, at=T0, email=email),
-                 track("Product Viewed", at=T0 + 1, anon=anon, product_id="p1"),
-                 track("Product Viewed", at=T0 + 2, anon=anon, product_id="p2")]
+        rows += [
+            identify(user, anon=anon, at=T0, email=email),
+            track("Product Viewed", at=T0 + 1, anon=anon, product_id="p1"),
+            track("Product Viewed", at=T0 + 2, anon=anon, product_id="p2"),
+        ]
     store(engine, site["site_id"], rows)
     run_rollup(engine, now=T0 + HOUR, site_id=site["site_id"])
     return site
@@ -38,8 +41,9 @@ def check(text):
 
 
 def test_the_api_csv_export_neutralises_formulas(client, hostile):
-    response = client.get("/api/v1/segments/browsers/members.csv",
-                          headers={"Authorization": f"Bearer {hostile['api_key']}"})
+    response = client.get(
+        "/api/v1/segments/browsers/members.csv", headers={"Authorization": f"Bearer {hostile['api_key']}"}
+    )
     assert response.status_code == 200
     check(response.get_data(as_text=True))
 
@@ -53,14 +57,26 @@ def test_the_cli_csv_export_neutralises_formulas(runner, hostile, tmp_path):
 
 
 def test_the_ndjson_export_keeps_values_as_they_are(client, hostile):
-    text = client.get("/api/v1/segments/browsers/members.ndjson",
-                      headers={"Authorization": f"Bearer {hostile['api_key']}"}).get_data(as_text=True)
+    text = client.get(
+        "/api/v1/segments/browsers/members.ndjson", headers={"Authorization": f"Bearer {hostile['api_key']}"}
+    ).get_data(as_text=True)
     assert '"user_id":"=HYPERLINK(' in text  # JSON is not run by spreadsheets: nothing to neutralise
 
 
-@pytest.mark.parametrize("value, safe", [
-    ("=1", "'=1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("\rx", "'\rx"),
-    ("a=1", "a=1"), ("", ""), ("'=1", "'=1"), ("u:=1", "u:=1"),
-])
+@pytest.mark.parametrize(
+    "value, safe",
+    [
+        ("=1", "'=1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@x", "'@x"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("a=1", "a=1"),
+        ("", ""),
+        ("'=1", "'=1"),
+        ("u:=1", "u:=1"),
+    ],
+)
 def test_csv_cell(value, safe):
     assert csv_cell(value) == safe

@@ -1,5 +1,6 @@
 """Dashboard sign-in: a server-side session whose cookie is a random token (never the API key), ended by
 sign-out and by `cohortly sites rotate-key`; every form carries a CSRF token; cookie flags."""
+
 import json
 import re
 
@@ -64,8 +65,11 @@ def test_over_https_the_cookies_are_secure(app, site):
     client = app.test_client()
     page = client.get("/dashboard/", base_url="https://localhost")
     assert "secure" in set_cookies(page)[dashboard.CSRF_COOKIE][1]
-    response = client.post("/dashboard/login", base_url="https://localhost",
-                           data={"api_key": site["api_key"], "csrf_token": form_token(page.text)})
+    response = client.post(
+        "/dashboard/login",
+        base_url="https://localhost",
+        data={"api_key": site["api_key"], "csrf_token": form_token(page.text)},
+    )
     assert response.status_code == 303
     assert {"secure", "httponly", "samesite=strict"} <= set(set_cookies(response)[dashboard.COOKIE][1])
 
@@ -138,8 +142,9 @@ def api_status(client, key):
 
 
 def batch_status(client, write_key):
-    return client.post("/v1/batch", json={"batch": [{"type": "page", "anonymousId": "a"}]},
-                       auth=(write_key, "")).status_code
+    return client.post(
+        "/v1/batch", json={"batch": [{"type": "page", "anonymousId": "a"}]}, auth=(write_key, "")
+    ).status_code
 
 
 def test_rotate_key_ends_the_old_key_and_every_session_and_the_new_key_works(app, client, site, engine, runner):

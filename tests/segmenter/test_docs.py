@@ -1,4 +1,5 @@
 """The segment docs stay true: every segment and setting documented with its default."""
+
 import os
 import re
 
@@ -37,6 +38,15 @@ def test_every_segment_is_in_the_readme(rule):
 def test_the_readme_points_to_the_segment_docs_and_they_name_every_table():
     assert "docs/segments.md" in _read("README.md")
     docs = _read("docs/segments.md")
-    for table in ("identities", "profile_facts", "profile_sessions", "profile_views", "cart_lines", "memberships",
-                  "membership_changes", "rollup_runs", "rollup_state"):
+    for table in (
+        "identities",
+        "profile_facts",
+        "profile_sessions",
+        "profile_views",
+        "cart_lines",
+        "memberships",
+        "membership_changes",
+        "rollup_runs",
+        "rollup_state",
+    ):
         assert f"`{table}`" in docs, table

@@ -1,19 +1,22 @@
 """`cohortly segments export`: the same records as the API, as CSV or NDJSON, to stdout or a file."""
+
 import csv
 import io
 import json
 
+from core import sites
 from core.cli import main
 from segmenter.rollup.chunks import run_rollup
 from tests.segmenter.helpers import T0, store, track
-from core import sites
 
 
 def browsers(engine, site, count):
     rows = []
     for i in range(count):
-        rows += [track("Product Viewed", at=T0, anon=f"v{i}", product_id="a", name="Shoe"),
-                 track("Product Viewed", at=T0 + 1, anon=f"v{i}", product_id="b", name="Hat")]
+        rows += [
+            track("Product Viewed", at=T0, anon=f"v{i}", product_id="a", name="Shoe"),
+            track("Product Viewed", at=T0 + 1, anon=f"v{i}", product_id="b", name="Hat"),
+        ]
     store(engine, site["site_id"], rows)
     run_rollup(engine, now=T0 + 3_600_000, site_id=site["site_id"])
 

@@ -2,6 +2,7 @@
 
 Here 3,000 against 30,000 members (tracemalloc is slow); bench/api measures 200,000.
 """
+
 import tracemalloc
 
 from sqlalchemy import insert
@@ -13,13 +14,39 @@ def add_members(engine, site_id, start, count):
     """`count` members of `browsers` with facts, written straight to the tables."""
     rows = range(start, start + count)
     with engine.begin() as conn:
-        conn.execute(insert(schema.ProfileFact.__table__), [
-            {"site_id": site_id, "profile_id": f"a:{i:07d}", "event_count": 2, "sessions": 1, "page_views": 0,
-             "product_views": 2, "cart_items": 0, "cart_value_cents": 0, "order_count": 0, "revenue_cents": 0,
-             "email_opens": 0, "email_clicks": 0} for i in rows])
-        conn.execute(insert(schema.Membership.__table__), [
-            {"site_id": site_id, "segment": "browsers", "profile_id": f"a:{i:07d}", "entered_at": 1_700_000_000_000,
-             "context": {"last_product": {"id": "p1", "name": "Trail Shoe"}, "product_views": 2}} for i in rows])
+        conn.execute(
+            insert(schema.ProfileFact.__table__),
+            [
+                {
+                    "site_id": site_id,
+                    "profile_id": f"a:{i:07d}",
+                    "event_count": 2,
+                    "sessions": 1,
+                    "page_views": 0,
+                    "product_views": 2,
+                    "cart_items": 0,
+                    "cart_value_cents": 0,
+                    "order_count": 0,
+                    "revenue_cents": 0,
+                    "email_opens": 0,
+                    "email_clicks": 0,
+                }
+                for i in rows
+            ],
+        )
+        conn.execute(
+            insert(schema.Membership.__table__),
+            [
+                {
+                    "site_id": site_id,
+                    "segment": "browsers",
+                    "profile_id": f"a:{i:07d}",
+                    "entered_at": 1_700_000_000_000,
+                    "context": {"last_product": {"id": "p1", "name": "Trail Shoe"}, "product_views": 2},
+                }
+                for i in rows
+            ],
+        )
 
 
 def export_peak(client, api_key, path):
@@ -50,7 +77,13 @@ def test_export_records_are_what_the_member_schema_dumps():
     from segmenter.exports import member_record
     from segmenter.serving.schemas import MemberSchema
 
-    row = {"profile_id": "u:1", "user_id": "1", "email": "a@example.com", "anonymous_ids": ["x"],
-           "traits": {"plan": "pro"}, "entered_at": 1_700_000_000_123,
-           "context": {"cart": [{"product_id": "p", "at": 1_700_000_000_000}], "last_cart_add_at": 1_700_000_000_000}}
+    row = {
+        "profile_id": "u:1",
+        "user_id": "1",
+        "email": "a@example.com",
+        "anonymous_ids": ["x"],
+        "traits": {"plan": "pro"},
+        "entered_at": 1_700_000_000_123,
+        "context": {"cart": [{"product_id": "p", "at": 1_700_000_000_000}], "last_cart_add_at": 1_700_000_000_000},
+    }
     assert member_record(row) == MemberSchema().dump(row)

@@ -1,17 +1,17 @@
 """Stored values a visitor (or an old database, or a direct insert) can put in `events` that once broke
 rollups and reads: absurd times and numbers. Every rollup succeeds and every read answers 2xx."""
+
 import json
 
 import pytest
 from sqlalchemy import BigInteger, Integer, select, update
 
-from core import sites, sql
+from core import schema, sites, sql
 from core.schema import Event
 from core.times import TIME_MAX_MS, TIME_MIN_MS, iso
-from core import schema
-from segmenter.webhooks import network, outbox
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import DAY, HOUR
+from segmenter.webhooks import network, outbox
 from tests.segmenter.helpers import T0, bearer, facts, identify, members, page, roll, sign_in, store, track, watermark
 
 NOW = T0 + 2 * HOUR
@@ -35,19 +35,22 @@ def app(app):
     return app
 
 
-@pytest.mark.parametrize("ms, shown", [
-    (None, None),
-    (0, "1970-01-01T00:00:00.000Z"),
-    (T0 + 1, "2026-01-05T12:00:00.001Z"),
-    (-1, "1969-12-31T23:59:59.999Z"),
-    (TIME_MIN_MS, "0001-01-01T00:00:00.000Z"),
-    (TIME_MIN_MS - 1, "0001-01-01T00:00:00.000Z"),
-    (-(2**63), "0001-01-01T00:00:00.000Z"),
-    (-(10**400), "0001-01-01T00:00:00.000Z"),
-    (TIME_MAX_MS, "9999-12-31T23:59:59.999Z"),
-    (2**63 - 1, "9999-12-31T23:59:59.999Z"),
-    (float("inf"), "9999-12-31T23:59:59.999Z"),
-])
+@pytest.mark.parametrize(
+    "ms, shown",
+    [
+        (None, None),
+        (0, "1970-01-01T00:00:00.000Z"),
+        (T0 + 1, "2026-01-05T12:00:00.001Z"),
+        (-1, "1969-12-31T23:59:59.999Z"),
+        (TIME_MIN_MS, "0001-01-01T00:00:00.000Z"),
+        (TIME_MIN_MS - 1, "0001-01-01T00:00:00.000Z"),
+        (-(2**63), "0001-01-01T00:00:00.000Z"),
+        (-(10**400), "0001-01-01T00:00:00.000Z"),
+        (TIME_MAX_MS, "9999-12-31T23:59:59.999Z"),
+        (2**63 - 1, "9999-12-31T23:59:59.999Z"),
+        (float("inf"), "9999-12-31T23:59:59.999Z"),
+    ],
+)
 def test_every_stored_time_renders(ms, shown):
     assert iso(ms) == shown
 
@@ -120,12 +123,21 @@ def test_absurd_times_folded_by_an_older_rollup_still_render(client, engine, sit
     low, high = -(2**63), 2**63 - 1
     with engine.begin() as conn:
         conn.execute(update(schema.ProfileFact.__table__).values(first_seen_at=low, last_seen_at=high))
-        conn.execute(update(schema.Membership.__table__).values(
-            entered_at=low, context={"last_seen_at": high, "cart": {"added_at": low}}))
-        conn.execute(update(schema.MembershipChange.__table__).values(
-            at=low, detected_at=high, context={"viewed_at": low}))
-    for route in ("segments/active/members", "segments/active/members.ndjson", "segments/active/members.csv",
-                  "segments/active/changes", "profiles/old"):
+        conn.execute(
+            update(schema.Membership.__table__).values(
+                entered_at=low, context={"last_seen_at": high, "cart": {"added_at": low}}
+            )
+        )
+        conn.execute(
+            update(schema.MembershipChange.__table__).values(at=low, detected_at=high, context={"viewed_at": low})
+        )
+    for route in (
+        "segments/active/members",
+        "segments/active/members.ndjson",
+        "segments/active/members.csv",
+        "segments/active/changes",
+        "profiles/old",
+    ):
         response = client.get(f"/api/v1/{route}", headers=headers)
         assert response.status_code == 200, route
         assert "0001-01-01T00:00:00.000Z" in response.get_data(as_text=True), route
@@ -143,8 +155,9 @@ def test_absurd_times_folded_by_an_older_rollup_still_render(client, engine, sit
 # --- numbers -------------------------------------------------------------------------------
 
 BIGINT_MAX = 2**63 - 1
-INTEGER_COLUMNS = [column.name for column in schema.ProfileFact.__table__.columns
-                   if isinstance(column.type, (Integer, BigInteger))]
+INTEGER_COLUMNS = [
+    column.name for column in schema.ProfileFact.__table__.columns if isinstance(column.type, (Integer, BigInteger))
+]
 
 
 def _carts_and_orders():
@@ -154,8 +167,10 @@ def _carts_and_orders():
         track("Product Added", anon="cart", product_id="a", price=999_999_999_999, quantity=1_000_000),
         track("Product Added", anon="cart", product_id="b", price=huge, quantity=huge),
         track("Product Added", anon="cart", product_id="c", price=-999_999_999_999, quantity=7),
-        *(track("Product Added", anon="lines", product_id=f"p{n}", price=90_000_000_000, quantity=1_000_000)
-          for n in range(3)),  # each line's value fits BIGINT, their sum does not
+        *(
+            track("Product Added", anon="lines", product_id=f"p{n}", price=90_000_000_000, quantity=1_000_000)
+            for n in range(3)
+        ),  # each line's value fits BIGINT, their sum does not
         *(track("Order Completed", at=T0 + n, anon="buyer", revenue=999_999_999_999.99) for n in range(12)),
         track("Order Completed", anon="buyer", revenue=huge),
         track("Order Completed", anon="refund", revenue=-huge),
@@ -172,7 +187,8 @@ def _integers_in_range(engine, site_id):
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             kinds = conn.exec_driver_sql(
-                "SELECT DISTINCT typeof(cart_value_cents), typeof(revenue_cents) FROM profile_facts").all()
+                "SELECT DISTINCT typeof(cart_value_cents), typeof(revenue_cents) FROM profile_facts"
+            ).all()
         assert set(kinds) == {("integer", "integer")}
     return stored
 
@@ -188,8 +204,9 @@ def test_no_number_a_visitor_sends_stops_a_rollup(client, engine, site):
     assert stored["a:lines"]["cart_value_cents"] == money
     assert (stored["a:buyer"]["order_count"], stored["a:buyer"]["revenue_cents"]) == (13, money)
     assert stored["a:refund"]["revenue_cents"] == -99_999_999_999_900
-    store(engine, site_id, [page(at=T0 + 5, anon="cart"),
-                            track("Order Completed", at=T0 + 20, anon="buyer", revenue=1)])
+    store(
+        engine, site_id, [page(at=T0 + 5, anon="cart"), track("Order Completed", at=T0 + 20, anon="buyer", revenue=1)]
+    )
     roll(engine, NOW)  # later events still fold
     after = _integers_in_range(engine, site_id)
     assert after["a:cart"]["event_count"] == stored["a:cart"]["event_count"] + 1
@@ -204,23 +221,32 @@ def test_sums_an_older_version_stored_past_the_bounds_still_fold(engine, site):
     store(engine, site_id, [track("Order Completed", anon="buyer", revenue=5)])
     roll(engine, NOW)
     with engine.begin() as conn:
-        conn.execute(update(schema.ProfileFact.__table__).values(
-            revenue_cents=BIGINT_MAX, order_count=2**31 - 1, event_count=2**31 - 1))
+        conn.execute(
+            update(schema.ProfileFact.__table__).values(
+                revenue_cents=BIGINT_MAX, order_count=2**31 - 1, event_count=2**31 - 1
+            )
+        )
     store(engine, site_id, [track("Order Completed", at=T0 + 1, anon="buyer", revenue=999_999_999_999)])
     roll(engine, NOW)
     buyer = _integers_in_range(engine, site_id)["a:buyer"]
     assert (buyer["revenue_cents"], buyer["order_count"], buyer["event_count"]) == (
-        sql.MONEY_MAX_CENTS, 2**31 - 1, 2**31 - 1)
+        sql.MONEY_MAX_CENTS,
+        2**31 - 1,
+        2**31 - 1,
+    )
 
 
 # --- a chunk that cannot be folded ---------------------------------------------------------
+
 
 @pytest.fixture
 def poison(engine):
     """A trigger that makes folding a `Product Viewed` of product "poison" fail, as a bad row would."""
     if engine.dialect.name == "sqlite":
-        statements = ["CREATE TRIGGER poison BEFORE INSERT ON profile_views WHEN NEW.product_id = 'poison' "
-                      "BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"]
+        statements = [
+            "CREATE TRIGGER poison BEFORE INSERT ON profile_views WHEN NEW.product_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+        ]
         undo = ["DROP TRIGGER IF EXISTS poison"]
     else:
         statements = [
@@ -268,8 +294,9 @@ def test_a_failing_event_is_named_the_events_before_it_fold_and_other_sites_go_o
     assert members(engine, site_id) == {}  # not judged on facts that miss later events
     assert "a:elsewhere" in members(engine, other)["active"]
     with engine.connect() as conn:
-        run = conn.execute(select(schema.RollupRun.status, schema.RollupRun.error)
-                           .where(schema.RollupRun.id == shop.run_id)).one()
+        run = conn.execute(
+            select(schema.RollupRun.status, schema.RollupRun.error).where(schema.RollupRun.id == shop.run_id)
+        ).one()
     assert run == ("failed", shop.error)
 
     result = runner.invoke(main, ["rollup", "--now", "2026-01-05T14:00:00Z"])

@@ -1,4 +1,5 @@
 """Profile facts: what each kind of event contributes, sessions, cart, identities, bots."""
+
 import pytest
 
 from segmenter.rules.definitions import DAY, HOUR, MINUTE, SESSION_GAP
@@ -14,13 +15,17 @@ def site_id(site):
 
 
 def test_counts_and_times(engine, site_id):
-    store(engine, site_id, [
-        page(at=T0 + MINUTE),
-        page(at=T0),
-        track("Product Viewed", at=T0 + 2 * MINUTE, product_id="p1", name="Boot", category="shoes", price=80),
-        track("Order Completed", at=T0 + 3 * MINUTE, revenue=12.34),
-        track("Order Completed", at=T0 + 4 * MINUTE, total=10),
-    ])
+    store(
+        engine,
+        site_id,
+        [
+            page(at=T0 + MINUTE),
+            page(at=T0),
+            track("Product Viewed", at=T0 + 2 * MINUTE, product_id="p1", name="Boot", category="shoes", price=80),
+            track("Order Completed", at=T0 + 3 * MINUTE, revenue=12.34),
+            track("Order Completed", at=T0 + 4 * MINUTE, total=10),
+        ],
+    )
     roll(engine, LATER)
     f = facts(engine, site_id)["a:anon-1"]
     assert (f["first_seen_at"], f["last_seen_at"]) == (T0, T0 + 4 * MINUTE)
@@ -47,11 +52,15 @@ def test_a_late_event_bridges_two_sessions(engine, site_id):
 
 
 def test_latest_product_wins_by_time_then_message_id(engine, site_id):
-    store(engine, site_id, [
-        event("track", "Product Viewed", at=T0, props={"product_id": "b"}, message_id="m-b"),
-        event("track", "Product Viewed", at=T0, props={"product_id": "a"}, message_id="m-a"),
-        event("track", "Product Viewed", at=T0 - 1, props={"product_id": "c"}, message_id="m-z"),
-    ])
+    store(
+        engine,
+        site_id,
+        [
+            event("track", "Product Viewed", at=T0, props={"product_id": "b"}, message_id="m-b"),
+            event("track", "Product Viewed", at=T0, props={"product_id": "a"}, message_id="m-a"),
+            event("track", "Product Viewed", at=T0 - 1, props={"product_id": "c"}, message_id="m-z"),
+        ],
+    )
     roll(engine, LATER)
     assert facts(engine, site_id)["a:anon-1"]["last_product_id"] == "b"
 
@@ -64,16 +73,24 @@ def test_top_categories_rank_by_views_then_recency(engine, site_id):
 
 
 def test_cart_is_the_latest_add_or_remove_per_product_after_the_last_order(engine, site_id):
-    store(engine, site_id, [
-        track("Product Added", at=T0, product_id="a", price=10, quantity=2),
-        track("Product Added", at=T0 + 1, product_id="b", price=5),
-        track("Product Removed", at=T0 + 2, product_id="b"),
-        track("Product Added", at=T0 + 3, product_id="c", price=1.5),
-    ])
+    store(
+        engine,
+        site_id,
+        [
+            track("Product Added", at=T0, product_id="a", price=10, quantity=2),
+            track("Product Added", at=T0 + 1, product_id="b", price=5),
+            track("Product Removed", at=T0 + 2, product_id="b"),
+            track("Product Added", at=T0 + 3, product_id="c", price=1.5),
+        ],
+    )
     roll(engine, LATER)
     f = facts(engine, site_id)["a:anon-1"]
     assert (f["cart_items"], f["cart_value_cents"], f["last_cart_add_at"]) == (2, 2150, T0 + 3)
-    store(engine, site_id, [track("Order Completed", at=T0 + 4), track("Product Added", at=T0 + 5, product_id="d", price=2)])
+    store(
+        engine,
+        site_id,
+        [track("Order Completed", at=T0 + 4), track("Product Added", at=T0 + 5, product_id="d", price=2)],
+    )
     roll(engine, LATER)
     f = facts(engine, site_id)["a:anon-1"]
     assert (f["cart_items"], f["cart_value_cents"]) == (1, 200)
@@ -83,11 +100,15 @@ def test_cart_is_the_latest_add_or_remove_per_product_after_the_last_order(engin
 
 
 def test_odd_property_values_are_ignored_not_fatal(engine, site_id):
-    store(engine, site_id, [
-        track("Product Added", at=T0, product_id="a", price="$10", quantity="two"),
-        track("Product Added", at=T0 + 1, product_id={"x": 1}, price=1e300),
-        track("Order Completed", at=T0 + 2, revenue=[1]),
-    ])
+    store(
+        engine,
+        site_id,
+        [
+            track("Product Added", at=T0, product_id="a", price="$10", quantity="two"),
+            track("Product Added", at=T0 + 1, product_id={"x": 1}, price=1e300),
+            track("Order Completed", at=T0 + 2, revenue=[1]),
+        ],
+    )
     summary = roll(engine, LATER)
     f = facts(engine, site_id)["a:anon-1"]
     assert summary.events_folded == 3
@@ -95,11 +116,15 @@ def test_odd_property_values_are_ignored_not_fatal(engine, site_id):
 
 
 def test_email_events_count_but_do_not_make_a_profile_seen(engine, site_id):
-    store(engine, site_id, [
-        track("Email Delivered", at=T0, anon=None, user="u1"),
-        track("Email Opened", at=T0 + DAY, anon=None, user="u1"),
-        track("Email Link Clicked", at=T0 + 2 * DAY, anon=None, user="u1"),
-    ])
+    store(
+        engine,
+        site_id,
+        [
+            track("Email Delivered", at=T0, anon=None, user="u1"),
+            track("Email Opened", at=T0 + DAY, anon=None, user="u1"),
+            track("Email Link Clicked", at=T0 + 2 * DAY, anon=None, user="u1"),
+        ],
+    )
     roll(engine, LATER)
     f = facts(engine, site_id)["u:u1"]
     assert (f["email_opens"], f["email_clicks"]) == (1, 1)
@@ -120,14 +145,23 @@ def test_identify_after_the_history_joins_it_to_the_user(engine, site_id):
     store(engine, site_id, [page(at=T0), track("Product Added", at=T0 + 1, product_id="p", price=3)])
     roll(engine, LATER)
     assert set(facts(engine, site_id)) == {"a:anon-1"}
-    store(engine, site_id, [identify("alice", at=T0 + 2, email="alice@example.com", plan="pro"),
-                            page(at=T0 + 3, anon="anon-9", user="alice")])
+    store(
+        engine,
+        site_id,
+        [
+            identify("alice", at=T0 + 2, email="alice@example.com", plan="pro"),
+            page(at=T0 + 3, anon="anon-9", user="alice"),
+        ],
+    )
     summary = roll(engine, LATER)
     found = facts(engine, site_id)
     assert set(found) == {"u:alice"}
     alice = found["u:alice"]
-    assert (alice["user_id"], alice["email"], alice["traits"]) == ("alice", "alice@example.com",
-                                                                 {"email": "alice@example.com", "plan": "pro"})
+    assert (alice["user_id"], alice["email"], alice["traits"]) == (
+        "alice",
+        "alice@example.com",
+        {"email": "alice@example.com", "plan": "pro"},
+    )
     assert (alice["event_count"], alice["cart_items"], alice["first_seen_at"]) == (3, 1, T0)
     assert summary.events_read == 2 + 2  # the new events, and anon-1's history read once to rebuild alice
 

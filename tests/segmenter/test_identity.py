@@ -3,6 +3,7 @@
 The attack: a visitor identifies their own anonymous id with someone else's user id (an email). Through the
 real ingestion routes, the real rollup and the real API, on SQLite and PostgreSQL.
 """
+
 import hashlib
 import hmac
 import json
@@ -10,12 +11,12 @@ import json
 import pytest
 from sqlalchemy import select
 
+from core import schema, sites
 from core.cli import main
 from core.schema import Event
-from core import schema, sites
 from segmenter import privacy
-from segmenter.rollup.chunks import run_rollup
 from segmenter.reads.catalog import configure_site
+from segmenter.rollup.chunks import run_rollup
 from tests.collector.helpers import basic
 from tests.segmenter.helpers import T0
 from tests.segmenter.test_privacy import rows_naming
@@ -45,25 +46,53 @@ def send(client, site, *messages):
 
 def views(anon, user=None, start=0, **extra):
     """Two product views (enough for `browsers`) by `anon`."""
-    return [{"type": "track", "event": "Product Viewed", "anonymousId": anon, "userId": user,
-             "properties": {"product_id": f"p{n}"}, "timestamp": at(T0 + start + n), **extra} for n in (1, 2)]
+    return [
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "anonymousId": anon,
+            "userId": user,
+            "properties": {"product_id": f"p{n}"},
+            "timestamp": at(T0 + start + n),
+            **extra,
+        }
+        for n in (1, 2)
+    ]
 
 
 def victim_signs_in(client, site, secret):
     """The victim identifies with a valid userHash (context, as Segment SDKs send it), browses, is rolled up."""
-    send(client, site, {"type": "identify", "anonymousId": "vic-anon", "userId": VICTIM, "timestamp": at(T0),
-                        "traits": {"email": VICTIM, "marketing_consent": True},
-                        "context": {"userHash": signed(secret, VICTIM) if secret else "0" * 64}},
-         *views("vic-anon", VICTIM))
+    send(
+        client,
+        site,
+        {
+            "type": "identify",
+            "anonymousId": "vic-anon",
+            "userId": VICTIM,
+            "timestamp": at(T0),
+            "traits": {"email": VICTIM, "marketing_consent": True},
+            "context": {"userHash": signed(secret, VICTIM) if secret else "0" * 64},
+        },
+        *views("vic-anon", VICTIM),
+    )
     run_rollup(client.application.extensions["cohortly_engine"], now=NOW)
 
 
 def attacker_claims_the_victim(client, site):
     """The attack: the attacker's own anonymous id, the victim's user id, the attacker's email; no valid hash."""
-    return send(client, site,
-                {"type": "identify", "anonymousId": "evil-anon", "userId": VICTIM, "timestamp": at(T0 + 100),
-                 "traits": {"email": EVIL}, "context": {"userHash": "f" * 64, "traits": {"email": EVIL}}},
-                *views("evil-anon", VICTIM, start=200))
+    return send(
+        client,
+        site,
+        {
+            "type": "identify",
+            "anonymousId": "evil-anon",
+            "userId": VICTIM,
+            "timestamp": at(T0 + 100),
+            "traits": {"email": EVIL},
+            "context": {"userHash": "f" * 64, "traits": {"email": EVIL}},
+        },
+        *views("evil-anon", VICTIM, start=200),
+    )
 
 
 def me(client, site, anon):
@@ -78,8 +107,11 @@ def bearer(site):
 
 def victim_profile(engine, site):
     with engine.connect() as conn:
-        return conn.execute(select(facts).where(facts.c.site_id == site["site_id"],
-                                                facts.c.profile_id == f"u:{VICTIM}")).mappings().one()
+        return (
+            conn.execute(select(facts).where(facts.c.site_id == site["site_id"], facts.c.profile_id == f"u:{VICTIM}"))
+            .mappings()
+            .one()
+        )
 
 
 def links(engine):
@@ -122,15 +154,17 @@ def test_with_verification_on_the_takeover_fails(client, engine, site, runner):
     assert links(engine) == {"vic-anon": (VICTIM, True)}  # no link
     with engine.connect() as conn:
         stored = conn.execute(select(Event.__table__).where(Event.anonymous_id == "evil-anon")).mappings().all()
-    assert [(row["user_id"], row["previous_id"], row["traits"], row["user_verified"]) for row in stored] == \
-        [(None, None, None, False)] * 3
+    assert [(row["user_id"], row["previous_id"], row["traits"], row["user_verified"]) for row in stored] == [
+        (None, None, None, False)
+    ] * 3
     assert all(row["context"] is None for row in stored)  # no hash, no context.traits
     after = victim_profile(engine, site)
     assert (after["email"], after["traits"], after["product_views"]) == (VICTIM, before["traits"], 2)  # no change
     assert EVIL not in json.dumps(rows_naming(engine, (VICTIM,)), default=str)
     assert "browsers" in me(client, site, "evil-anon")  # their own two views: their own anonymous profile
-    assert "a:evil-anon" in [m["profile_id"] for m in client.get(
-        "/api/v1/segments/browsers/members", headers=bearer(site)).json["members"]]
+    assert "a:evil-anon" in [
+        m["profile_id"] for m in client.get("/api/v1/segments/browsers/members", headers=bearer(site)).json["members"]
+    ]
 
     exported = client.get("/api/v1/profiles/evil-anon/export", headers=bearer(site)).get_data(as_text=True)
     assert exported and VICTIM not in exported
@@ -142,12 +176,16 @@ def test_with_verification_on_the_takeover_fails(client, engine, site, runner):
 
 def test_without_an_anonymous_id_an_unverified_user_id_is_rejected_and_nothing_stored(client, engine, site, runner):
     turn_on(runner, site)
-    response = client.post("/v1/identify", json={"userId": VICTIM, "traits": {"email": EVIL}},
-                           headers=basic(site["write_key"]))
+    response = client.post(
+        "/v1/identify", json={"userId": VICTIM, "traits": {"email": EVIL}}, headers=basic(site["write_key"])
+    )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "unverified_user"
-    in_batch = client.post("/v1/batch", headers=basic(site["write_key"]), json={"batch": [
-        {"type": "track", "event": "E", "userId": VICTIM, "context": {"userHash": "nope"}}]}).json
+    in_batch = client.post(
+        "/v1/batch",
+        headers=basic(site["write_key"]),
+        json={"batch": [{"type": "track", "event": "E", "userId": VICTIM, "context": {"userHash": "nope"}}]},
+    ).json
     assert in_batch["accepted"] == 0 and in_batch["rejected"][0]["code"] == "unverified_user"
     with engine.connect() as conn:
         assert conn.execute(select(Event.__table__)).all() == []
@@ -155,8 +193,17 @@ def test_without_an_anonymous_id_an_unverified_user_id_is_rejected_and_nothing_s
 
 def test_a_server_side_message_with_a_valid_hash_and_no_anonymous_id_is_kept(client, engine, site, runner):
     secret = turn_on(runner, site)
-    send(client, site, {"type": "track", "event": "Order Completed", "userId": VICTIM,
-                        "properties": {"revenue": 5}, "context": {"userHash": signed(secret, VICTIM).upper()}})
+    send(
+        client,
+        site,
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": VICTIM,
+            "properties": {"revenue": 5},
+            "context": {"userHash": signed(secret, VICTIM).upper()},
+        },
+    )
     with engine.connect() as conn:
         [row] = conn.execute(select(Event.__table__)).mappings().all()
     assert (row["user_id"], row["user_verified"], row["context"]) == (VICTIM, True, None)
@@ -164,8 +211,16 @@ def test_a_server_side_message_with_a_valid_hash_and_no_anonymous_id_is_kept(cli
 
 def test_the_snippet_sends_the_hash_in_identify_traits_and_it_is_not_kept(client, engine, site, runner):
     secret = turn_on(runner, site)
-    send(client, site, {"type": "identify", "anonymousId": "vic-anon", "userId": VICTIM,
-                        "traits": {"email": VICTIM, "userHash": signed(secret, VICTIM)}})
+    send(
+        client,
+        site,
+        {
+            "type": "identify",
+            "anonymousId": "vic-anon",
+            "userId": VICTIM,
+            "traits": {"email": VICTIM, "userHash": signed(secret, VICTIM)},
+        },
+    )
     run_rollup(engine, now=NOW)
     assert links(engine) == {"vic-anon": (VICTIM, True)}
     assert victim_profile(engine, site)["traits"] == {"email": VICTIM}
@@ -175,8 +230,11 @@ def test_the_snippet_sends_the_hash_in_identify_traits_and_it_is_not_kept(client
 def test_a_hash_made_with_a_rotated_secret_no_longer_verifies(client, engine, site, runner):
     old = turn_on(runner, site)
     assert runner.invoke(main, ["sites", "identity-secret", "shop", "--rotate"]).exit_code == 0
-    send(client, site, {"type": "identify", "anonymousId": "vic-anon", "userId": VICTIM,
-                        "context": {"userHash": signed(old, VICTIM)}})
+    send(
+        client,
+        site,
+        {"type": "identify", "anonymousId": "vic-anon", "userId": VICTIM, "context": {"userHash": signed(old, VICTIM)}},
+    )
     run_rollup(engine, now=NOW)
     assert links(engine) == {}
 
@@ -191,8 +249,12 @@ def test_with_verification_off_it_works_as_documented(client, engine, site):
     assert victim_profile(engine, site)["email"] == EVIL  # documented: the latest identify's traits win
     assert me(client, site, "evil-anon") == [] and me(client, site, "vic-anon") == []  # unverified: not followed
 
-    exported = [json.loads(line) for line in client.get(
-        "/api/v1/profiles/evil-anon/export", headers=bearer(site)).get_data(as_text=True).splitlines()]
+    exported = [
+        json.loads(line)
+        for line in client.get("/api/v1/profiles/evil-anon/export", headers=bearer(site))
+        .get_data(as_text=True)
+        .splitlines()
+    ]
     assert {record["table"] for record in exported} == {"events", "identities"}
     assert {record["row"]["anonymous_id"] for record in exported} == {"evil-anon"}  # its own rows only
     assert privacy.erase_profile(engine, site["site_id"], "a:evil-anon", NOW)["events"] == 3
@@ -206,8 +268,17 @@ def test_a_link_made_before_verification_is_verified_by_a_later_signed_identify(
     victim_signs_in(client, site, None)  # verification off: an unverified link
     assert me(client, site, "vic-anon") == []
     secret = turn_on(runner, site, client)
-    send(client, site, {"type": "identify", "anonymousId": "vic-anon", "userId": VICTIM, "timestamp": at(T0 + 5000),
-                        "context": {"userHash": signed(secret, VICTIM)}})
+    send(
+        client,
+        site,
+        {
+            "type": "identify",
+            "anonymousId": "vic-anon",
+            "userId": VICTIM,
+            "timestamp": at(T0 + 5000),
+            "context": {"userHash": signed(secret, VICTIM)},
+        },
+    )
     run_rollup(engine, now=NOW)
     assert links(engine) == {"vic-anon": (VICTIM, True)}
     assert "browsers" in me(client, site, "vic-anon")

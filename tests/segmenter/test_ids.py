@@ -1,15 +1,16 @@
 """Ids are never handed out twice: not after an erasure, a purge or a delete, and not after migrating."""
+
 import uuid
 
 import pytest
 from sqlalchemy import MetaData, delete, func, insert, inspect, select, update
 
+from core import schema, sites
 from core.db import make_engine, upgrade
 from core.schema import BadRow, Event
-from core import schema, sites
 from segmenter import privacy
-from segmenter.webhooks import network, outbox
 from segmenter.rules.definitions import HOUR
+from segmenter.webhooks import network, outbox
 from tests.conftest import BACKEND
 from tests.segmenter.helpers import T0, bearer, event, facts, page, roll, store, track, watermark
 
@@ -25,8 +26,14 @@ def app(app):
 
 
 def browse(engine, site_id, anon):
-    store(engine, site_id, [track("Product Viewed", anon=anon, product_id="p1"),
-                            track("Product Viewed", at=T0 + 1, anon=anon, product_id="p2")])
+    store(
+        engine,
+        site_id,
+        [
+            track("Product Viewed", anon=anon, product_id="p1"),
+            track("Product Viewed", at=T0 + 1, anon=anon, product_id="p2"),
+        ],
+    )
 
 
 def test_an_event_stored_after_the_top_events_were_erased_is_folded(engine, site):
@@ -43,8 +50,9 @@ def test_an_event_stored_after_the_top_events_were_erased_is_folded(engine, site
 
 def test_a_change_made_after_the_top_changes_were_erased_reaches_the_webhook(client, engine, site, receiver):
     site_id = site["site_id"]
-    response = client.post("/api/v1/webhooks", json={"url": receiver.url, "segments": ["browsers"]},
-                           headers=bearer(site["api_key"]))
+    response = client.post(
+        "/api/v1/webhooks", json={"url": receiver.url, "segments": ["browsers"]}, headers=bearer(site["api_key"])
+    )
     assert response.status_code == 201
     browse(engine, site_id, "first")
     browse(engine, site_id, "leaving")
@@ -77,22 +85,59 @@ def _rows(site_id, conn):
     return {
         "events": {**event("page", None, message_id=uuid.uuid4().hex), "site_id": site_id},
         "bad_rows": {"site_id": site_id, "received_at": T0, "reason": {}, "payload": "{}"},
-        "membership_changes": {"site_id": site_id, "segment": "active", "profile_id": "a:x", "change": "enter",
-                               "at": T0, "detected_at": T0, "reason": "seen"},
-        "rollup_runs": {"site_id": site_id, "status": "done", "started_at": T0, "watermark_from": 0,
-                        "watermark_to": 0, "events_folded": 0, "events_read": 0, "profiles_evaluated": 0,
-                        "enters": 0, "exits": 0},
-        "webhooks": {"site_id": site_id, "url": "https://hooks.example/", "changes": ["enter"], "secret": "s",
-                     "cursor": 0, "created_at": T0},
-        "webhook_deliveries": {"webhook_id": hook, "change_id": change, "status": "pending", "attempts": 0,
-                               "next_attempt_at": T0, "created_at": T0},
+        "membership_changes": {
+            "site_id": site_id,
+            "segment": "active",
+            "profile_id": "a:x",
+            "change": "enter",
+            "at": T0,
+            "detected_at": T0,
+            "reason": "seen",
+        },
+        "rollup_runs": {
+            "site_id": site_id,
+            "status": "done",
+            "started_at": T0,
+            "watermark_from": 0,
+            "watermark_to": 0,
+            "events_folded": 0,
+            "events_read": 0,
+            "profiles_evaluated": 0,
+            "enters": 0,
+            "exits": 0,
+        },
+        "webhooks": {
+            "site_id": site_id,
+            "url": "https://hooks.example/",
+            "changes": ["enter"],
+            "secret": "s",
+            "cursor": 0,
+            "created_at": T0,
+        },
+        "webhook_deliveries": {
+            "webhook_id": hook,
+            "change_id": change,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": T0,
+            "created_at": T0,
+        },
         "erasures": {"site_id": site_id, "erased_at": T0, "counts": {}},
     }
 
 
-TABLES = {table.name: table for table in (
-    Event.__table__, BadRow.__table__, schema.MembershipChange.__table__, schema.RollupRun.__table__,
-    schema.Webhook.__table__, schema.WebhookDelivery.__table__, schema.Erasure.__table__)}
+TABLES = {
+    table.name: table
+    for table in (
+        Event.__table__,
+        BadRow.__table__,
+        schema.MembershipChange.__table__,
+        schema.RollupRun.__table__,
+        schema.Webhook.__table__,
+        schema.WebhookDelivery.__table__,
+        schema.Erasure.__table__,
+    )
+}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -116,6 +161,7 @@ def test_the_id_of_a_deleted_top_row_is_never_given_again(engine, site, name):
 
 # --- the migration of an existing database -------------------------------------------------
 
+
 def test_migrating_an_old_database_keeps_its_rows_and_never_reuses_their_ids(blank_database_url):
     engine = make_engine(blank_database_url)
     try:
@@ -136,14 +182,17 @@ def _migrate_and_check(engine):
         return {key: value for key, value in row.items() if key in table.c}
 
     with engine.begin() as conn:
-        conn.execute(insert(events), [fit(events, {**event("page", None, anon=f"v{n}"), "site_id": site_id})
-                                      for n in range(9)])
+        conn.execute(
+            insert(events), [fit(events, {**event("page", None, anon=f"v{n}"), "site_id": site_id}) for n in range(9)]
+        )
         change_rows = _rows(site_id, conn)["membership_changes"]
         conn.execute(insert(old.tables["rollup_state"]).values(site_id=site_id, watermark=9))
         conn.execute(delete(events).where(events.c.id > 5))  # purged after they were folded
         for _ in range(3):
             conn.execute(insert(changes_).values(change_rows))
-        conn.execute(insert(old.tables["webhooks"]).values(fit(old.tables["webhooks"], _rows(site_id, conn)["webhooks"])))
+        conn.execute(
+            insert(old.tables["webhooks"]).values(fit(old.tables["webhooks"], _rows(site_id, conn)["webhooks"]))
+        )
         rows = _rows(site_id, conn)
         conn.execute(update(old.tables["webhooks"]).values(cursor=3))  # sent up to change 3
         conn.execute(insert(deliveries).values({**rows["webhook_deliveries"], "change_id": 2}))
@@ -161,7 +210,8 @@ def _migrate_and_check(engine):
         after = {name: conn.execute(select(table).order_by(table.c.id)).all() for name, table in TABLES.items()}
         indexes = {name: {index["name"] for index in inspect(conn).get_indexes(name)} for name in TABLES}
     assert {name: [row.id for row in rows] for name, rows in after.items()} == {
-        name: [row.id for row in rows] for name, rows in before.items()}
+        name: [row.id for row in rows] for name, rows in before.items()
+    }
     assert [row.id for row in after["events"]] == [1, 2, 3, 4, 5]
     assert [(row.change_id, row.status) for row in after["webhook_deliveries"]] == [(2, "pending")]
     assert {"ux_events_site_message", "ix_events_site_id", "ix_events_site_anon"} <= indexes["events"]

@@ -1,5 +1,6 @@
 """One policy for every way out (issue #11): API member pages, exports (API and CLI), the changes feed, CLI members,
 webhooks and the dashboard's recent changes agree under `require_consent` and `min_export_size` (k)."""
+
 import csv
 import io
 import json
@@ -7,15 +8,15 @@ import json
 import pytest
 from sqlalchemy import select
 
-from core.cli import main
 from core import schema
-from segmenter.reads import overview
+from core.cli import main
 from segmenter import policy
-from segmenter.webhooks import network, outbox
+from segmenter.reads import overview
+from segmenter.reads.catalog import configure_site, site_settings
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import HOUR
 from segmenter.rules.settings import load_settings
-from segmenter.reads.catalog import configure_site, site_settings
+from segmenter.webhooks import network, outbox
 from tests.segmenter.helpers import T0, identify, store, track
 
 NOW = T0 + 2 * HOUR
@@ -31,9 +32,11 @@ def shoppers(engine, site, receiver):
     outbox.create_webhook(engine, site["site_id"], receiver.url)
     rows = []
     for person, consent in (("yes", True), ("no", False)):
-        rows += [identify(person, anon=f"a-{person}", at=T0, email=f"{person}@example.com", marketing_consent=consent),
-                 track("Product Viewed", at=T0 + 1, anon=f"a-{person}", product_id="p1", name="Shoe"),
-                 track("Product Viewed", at=T0 + 2, anon=f"a-{person}", product_id="p2", name="Hat")]
+        rows += [
+            identify(person, anon=f"a-{person}", at=T0, email=f"{person}@example.com", marketing_consent=consent),
+            track("Product Viewed", at=T0 + 1, anon=f"a-{person}", product_id="p1", name="Shoe"),
+            track("Product Viewed", at=T0 + 2, anon=f"a-{person}", product_id="p2", name="Hat"),
+        ]
     store(engine, site["site_id"], rows)
     return site
 
@@ -53,11 +56,17 @@ def every_way_out(client, runner, engine, site, segment="browsers"):
     members = api("/members")
     seen["api members"] = members if members == "refused" else {m["profile_id"] for m in members.json["members"]}
     ndjson = api("/members.ndjson")
-    seen["api ndjson"] = ndjson if ndjson == "refused" else {
-        json.loads(line)["profile_id"] for line in ndjson.get_data(as_text=True).splitlines()}
+    seen["api ndjson"] = (
+        ndjson
+        if ndjson == "refused"
+        else {json.loads(line)["profile_id"] for line in ndjson.get_data(as_text=True).splitlines()}
+    )
     table = api("/members.csv")
-    seen["api csv"] = table if table == "refused" else {
-        row["profile_id"] for row in csv.DictReader(io.StringIO(table.get_data(as_text=True)))}
+    seen["api csv"] = (
+        table
+        if table == "refused"
+        else {row["profile_id"] for row in csv.DictReader(io.StringIO(table.get_data(as_text=True)))}
+    )
     feed = api("/changes")
     seen["changes feed"] = feed if feed == "refused" else {c["profile_id"] for c in feed.json["changes"]}
 
@@ -69,11 +78,13 @@ def every_way_out(client, runner, engine, site, segment="browsers"):
         return result.output
 
     listed = cli("segments", "members", "shop", segment)
-    seen["cli members"] = listed if listed == "refused" else {
-        json.loads(line)["profile_id"] for line in listed.splitlines()}
+    seen["cli members"] = (
+        listed if listed == "refused" else {json.loads(line)["profile_id"] for line in listed.splitlines()}
+    )
     exported = cli("segments", "export", segment, "--site", "shop", "--format", "csv")
-    seen["cli csv"] = exported if exported == "refused" else {
-        row["profile_id"] for row in csv.DictReader(io.StringIO(exported))}
+    seen["cli csv"] = (
+        exported if exported == "refused" else {row["profile_id"] for row in csv.DictReader(io.StringIO(exported))}
+    )
 
     settings = site_settings(engine, site["site_id"])
     with engine.connect() as conn:
@@ -87,9 +98,13 @@ def webhook_outcome(engine, receiver, segment="browsers"):
     outbox.deliver(engine, NOW, network.allowed_networks("127.0.0.0/8"))  # the receiver is on this host
     deliveries, changes = schema.WebhookDelivery.__table__, schema.MembershipChange.__table__
     with engine.connect() as conn:
-        skipped = dict(conn.execute(
-            select(changes.c.profile_id, deliveries.c.last_error).join(changes, changes.c.id == deliveries.c.change_id)
-            .where(deliveries.c.status == "skipped", changes.c.segment == segment)).all())
+        skipped = dict(
+            conn.execute(
+                select(changes.c.profile_id, deliveries.c.last_error)
+                .join(changes, changes.c.id == deliveries.c.change_id)
+                .where(deliveries.c.status == "skipped", changes.c.segment == segment)
+            ).all()
+        )
     return {body["profile_id"] for body in receiver.accepted() if body["segment"] == segment}, skipped
 
 
@@ -137,18 +152,31 @@ def test_the_feed_of_an_emptied_segment_under_k_is_refused_but_its_empty_member_
     assert [c["change"] for c in changes] == ["enter", "exit"]
 
 
-@pytest.mark.parametrize("k, size, history, refused", [
-    (1, 0, True, False), (1, 0, False, False), (3, 0, False, False), (3, 0, True, True),
-    (3, 2, False, True), (3, 3, True, False),
-])
+@pytest.mark.parametrize(
+    "k, size, history, refused",
+    [
+        (1, 0, True, False),
+        (1, 0, False, False),
+        (3, 0, False, False),
+        (3, 0, True, True),
+        (3, 2, False, True),
+        (3, 3, True, False),
+    ],
+)
 def test_refusal(k, size, history, refused):
     settings = load_settings({"min_export_size": k})
     assert (policy.refusal(settings, size, history) is not None) is refused
 
 
-@pytest.mark.parametrize("traits, shown", [
-    ({"marketing_consent": True}, True), ({"marketing_consent": "true"}, False), (None, False), (["x"], False),
-])
+@pytest.mark.parametrize(
+    "traits, shown",
+    [
+        ({"marketing_consent": True}, True),
+        ({"marketing_consent": "true"}, False),
+        (None, False),
+        (["x"], False),
+    ],
+)
 def test_consent_needs_the_trait_true(traits, shown):
     assert policy.consented(load_settings({"require_consent": True}), traits) is shown
     assert policy.consented(load_settings({}), traits) is True

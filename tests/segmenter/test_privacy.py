@@ -1,4 +1,5 @@
 """Privacy and data lifecycle: erasure across linked ids, access, retention, consent and minimum export sizes."""
+
 import json
 import threading
 
@@ -6,14 +7,14 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from core import schema
 from core.cli import main
 from core.schema import BadRow, Base, Event
-from core import schema
 from segmenter import privacy
-from segmenter.webhooks import network, outbox
+from segmenter.reads.catalog import configure_site
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import DAY, HOUR
-from segmenter.reads.catalog import configure_site
+from segmenter.webhooks import network, outbox
 from tests.receiver import Receiver
 from tests.segmenter.helpers import T0, bearer, identify, page, store, track
 
@@ -28,17 +29,21 @@ def verified(row):
 
 def ann_and_bob(engine, site_id):
     """Ann browses on two devices, logs in (verified) on both and buys; Bob browses. Rolled up at NOW."""
-    store(engine, site_id, [
-        page(at=T0, anon="ann-phone"),
-        track("Product Viewed", at=T0, anon="ann-phone", product_id="p1", name="Shoe"),
-        track("Product Added", at=T0 + 10, anon="ann-phone", product_id="p1", price=20),
-        verified(identify("ann@example.com", anon="ann-phone", at=T0 + 20, email="ann@example.com")),
-        track("Product Viewed", at=T0 + 30, anon="ann-laptop", product_id="p2"),
-        verified(identify("ann@example.com", anon="ann-laptop", at=T0 + 40)),
-        track("Order Completed", at=T0 + 50, anon="ann-laptop", user="ann@example.com", revenue=20),
-        track("Product Viewed", at=T0, anon="bob", product_id="p1"),
-        track("Product Viewed", at=T0 + 1, anon="bob", product_id="p2"),
-    ])
+    store(
+        engine,
+        site_id,
+        [
+            page(at=T0, anon="ann-phone"),
+            track("Product Viewed", at=T0, anon="ann-phone", product_id="p1", name="Shoe"),
+            track("Product Added", at=T0 + 10, anon="ann-phone", product_id="p1", price=20),
+            verified(identify("ann@example.com", anon="ann-phone", at=T0 + 20, email="ann@example.com")),
+            track("Product Viewed", at=T0 + 30, anon="ann-laptop", product_id="p2"),
+            verified(identify("ann@example.com", anon="ann-laptop", at=T0 + 40)),
+            track("Order Completed", at=T0 + 50, anon="ann-laptop", user="ann@example.com", revenue=20),
+            track("Product Viewed", at=T0, anon="bob", product_id="p1"),
+            track("Product Viewed", at=T0 + 1, anon="bob", product_id="p2"),
+        ],
+    )
     run_rollup(engine, now=NOW, site_id=site_id)
 
 
@@ -68,8 +73,11 @@ def test_erasure_leaves_no_row_anywhere(app, client, engine, site):
     client.post("/api/v1/webhooks", json={"url": receiver.url}, headers=bearer(site["api_key"]))
     ann_and_bob(engine, site["site_id"])
     outbox.deliver(engine, NOW)
-    client.post("/v1/batch", json={"batch": [{"type": "track", "anonymousId": "ann-phone"}]},
-                headers={"Authorization": "Basic " + __import__("base64").b64encode(f"{site['write_key']}:".encode()).decode()})
+    client.post(
+        "/v1/batch",
+        json={"batch": [{"type": "track", "anonymousId": "ann-phone"}]},
+        headers={"Authorization": "Basic " + __import__("base64").b64encode(f"{site['write_key']}:".encode()).decode()},
+    )
     before = rows_naming(engine, ANN_IDS)
     assert {"events", "identities", "profile_facts", "memberships", "membership_changes", "bad_rows"} <= set(before)
     pending_before = count(engine, schema.WebhookDelivery.__table__)
@@ -97,7 +105,9 @@ def test_later_events_start_a_new_empty_profile(engine, site):
     facts = schema.ProfileFact.__table__
     with engine.connect() as conn:
         row = conn.execute(select(facts).where(facts.c.profile_id == "a:ann-laptop")).mappings().one()
-        assert conn.scalar(select(func.count()).select_from(facts).where(facts.c.profile_id == "u:ann@example.com")) == 0
+        assert (
+            conn.scalar(select(func.count()).select_from(facts).where(facts.c.profile_id == "u:ann@example.com")) == 0
+        )
     assert (row["event_count"], row["order_count"], row["product_views"]) == (1, 0, 1)
 
 
@@ -128,9 +138,15 @@ def test_access_export_holds_everything_stored(client, engine, site, runner):
 
 def test_retention_purges_old_folded_events_only_and_keeps_facts(runner, engine, site):
     old = T0 - 40 * DAY
-    store(engine, site["site_id"], [track("Product Viewed", at=old, anon="old", product_id="p1"),
-                                    track("Product Viewed", at=old + 1, anon="old", product_id="p2"),
-                                    track("Product Viewed", at=T0, anon="new", product_id="p1")])
+    store(
+        engine,
+        site["site_id"],
+        [
+            track("Product Viewed", at=old, anon="old", product_id="p1"),
+            track("Product Viewed", at=old + 1, anon="old", product_id="p2"),
+            track("Product Viewed", at=T0, anon="new", product_id="p1"),
+        ],
+    )
     run_rollup(engine, now=NOW, site_id=site["site_id"])
     store(engine, site["site_id"], [track("Product Viewed", at=old + 2, anon="late", product_id="p3")])  # not folded
     configure_site(engine, site["site_id"], {"retention_days": "30"})
@@ -167,9 +183,12 @@ def test_purge_under_concurrent_ingestion_loses_no_new_event(live_collector):
                 if stop.is_set() and n > 50:
                     return
                 ids = [f"new-{n}-{k}" for k in range(5)]
-                answer = session.post(f"{live_collector.url}/v1/batch", auth=(site["write_key"], ""), timeout=30,
-                                      json={"batch": [{"type": "track", "event": "E", "anonymousId": "x",
-                                                       "messageId": i} for i in ids]})
+                answer = session.post(
+                    f"{live_collector.url}/v1/batch",
+                    auth=(site["write_key"], ""),
+                    timeout=30,
+                    json={"batch": [{"type": "track", "event": "E", "anonymousId": "x", "messageId": i} for i in ids]},
+                )
                 assert answer.status_code == 200
                 sent.extend(ids)
 
@@ -189,19 +208,34 @@ def test_consent_required_keeps_members_countable_but_out_of_exports_and_webhook
     receiver = Receiver()
     receiver.start()
     try:
-        client.post("/api/v1/webhooks", json={"url": receiver.url, "segments": ["browsers"]}, headers=bearer(site["api_key"]))
-        store(engine, site["site_id"], [
-            identify("yes", anon="a-yes", at=T0, marketing_consent=True),
-            identify("no", anon="a-no", at=T0, marketing_consent=False),
-            *[track("Product Viewed", at=T0 + i, anon=anon, product_id=f"p{i}") for anon in ("a-yes", "a-no") for i in (1, 2)],
-        ])
+        client.post(
+            "/api/v1/webhooks", json={"url": receiver.url, "segments": ["browsers"]}, headers=bearer(site["api_key"])
+        )
+        store(
+            engine,
+            site["site_id"],
+            [
+                identify("yes", anon="a-yes", at=T0, marketing_consent=True),
+                identify("no", anon="a-no", at=T0, marketing_consent=False),
+                *[
+                    track("Product Viewed", at=T0 + i, anon=anon, product_id=f"p{i}")
+                    for anon in ("a-yes", "a-no")
+                    for i in (1, 2)
+                ],
+            ],
+        )
         configure_site(engine, site["site_id"], {"require_consent": "true"})
         run_rollup(engine, now=NOW, site_id=site["site_id"])
-        sizes = {s["name"]: s["size"] for s in client.get("/api/v1/segments", headers=bearer(site["api_key"])).json["segments"]}
+        sizes = {
+            s["name"]: s["size"]
+            for s in client.get("/api/v1/segments", headers=bearer(site["api_key"])).json["segments"]
+        }
         assert sizes["browsers"] == 2  # both still count
         listed = client.get("/api/v1/segments/browsers/members", headers=bearer(site["api_key"])).json["members"]
         assert [m["profile_id"] for m in listed] == ["u:yes"]
-        exported = client.get("/api/v1/segments/browsers/members.ndjson", headers=bearer(site["api_key"])).get_data(as_text=True)
+        exported = client.get("/api/v1/segments/browsers/members.ndjson", headers=bearer(site["api_key"])).get_data(
+            as_text=True
+        )
         assert "u:yes" in exported and "u:no" not in exported
         result = outbox.deliver(engine, NOW, network.allowed_networks("127.0.0.0/8"))
         assert (result.delivered, result.skipped) == (1, 1)
@@ -211,8 +245,11 @@ def test_consent_required_keeps_members_countable_but_out_of_exports_and_webhook
 
 
 def test_minimum_export_size_refuses_small_segments(client, engine, site, runner):
-    store(engine, site["site_id"], [track("Product Viewed", at=T0 + i, anon=anon, product_id=f"p{i}")
-                                    for anon in ("a1", "a2") for i in (1, 2)])
+    store(
+        engine,
+        site["site_id"],
+        [track("Product Viewed", at=T0 + i, anon=anon, product_id=f"p{i}") for anon in ("a1", "a2") for i in (1, 2)],
+    )
     run_rollup(engine, now=NOW, site_id=site["site_id"])
     configure_site(engine, site["site_id"], {"min_export_size": "5"})
     for path in ("/members", "/members.csv", "/members.ndjson"):
@@ -238,9 +275,17 @@ def test_privacy_settings_are_validated(runner, site):
 @pytest.mark.parametrize("ip", ["203.0.113.77", "2001:db8:85a3:8d3:1319:8a2e:370:7348"])
 def test_no_raw_ip_in_any_table_or_log(live_collector, ip):
     site = live_collector.create_site()
-    response = requests.post(f"{live_collector.url}/v1/batch", auth=(site["write_key"], ""), timeout=10, json={
-        "batch": [{"type": "track", "event": "E", "anonymousId": "a", "context": {"ip": ip}},
-                  {"type": "track", "anonymousId": "a", "context": {"ip": ip}}]})  # the second is a bad row
+    response = requests.post(
+        f"{live_collector.url}/v1/batch",
+        auth=(site["write_key"], ""),
+        timeout=10,
+        json={
+            "batch": [
+                {"type": "track", "event": "E", "anonymousId": "a", "context": {"ip": ip}},
+                {"type": "track", "anonymousId": "a", "context": {"ip": ip}},
+            ]
+        },
+    )  # the second is a bad row
     assert response.json()["accepted"] == 1
     [row] = live_collector.events(site["site_id"])
     assert row["ip"] and row["ip"] != ip
@@ -258,20 +303,25 @@ def bad_rows_now(engine):
         return {row.id: row.payload for row in conn.execute(select(BadRow.__table__))}
 
 
-@pytest.mark.parametrize("erased, sent, lookalikes", [
-    ("12345", 12345, [123456, "12345 ", 1234, 12345.5]),
-    ("zoë@example.com", "zoë@example.com", ["ZOË@example.com", "zoe@example.com", "zoë@example.co"]),
-    ("José", "José", ["jose", "JOSÉ", "José2"]),
-    ('a"b', 'a"b', ['a"bc', "a'b", 'A"B', "a\\b"]),
-    ("ann@example.com", "ann@example.com", ["ANN@example.com", "ann@example_com", "xann@example.com"]),
-])
+@pytest.mark.parametrize(
+    "erased, sent, lookalikes",
+    [
+        ("12345", 12345, [123456, "12345 ", 1234, 12345.5]),
+        ("zoë@example.com", "zoë@example.com", ["ZOË@example.com", "zoe@example.com", "zoë@example.co"]),
+        ("José", "José", ["jose", "JOSÉ", "José2"]),
+        ('a"b', 'a"b', ['a"bc', "a'b", 'A"B', "a\\b"]),
+        ("ann@example.com", "ann@example.com", ["ANN@example.com", "ann@example_com", "xann@example.com"]),
+    ],
+)
 def test_erasure_takes_exactly_the_rejected_messages_naming_the_id(client, engine, site, erased, sent, lookalikes):
     headers = {"Authorization": "Basic " + __import__("base64").b64encode(f"{site['write_key']}:".encode()).decode()}
-    batch = [{"type": "track", "userId": sent},  # no event: rejected
-             {"type": "track", "anonymousId": sent, "properties": {"pad": "x" * 5000}},  # cut at 4096 when kept
-             {"type": "alias", "previousId": sent},  # no userId: rejected
-             *({"type": "track", "userId": other} for other in lookalikes),
-             {"type": "track", "anonymousId": "someone", "properties": {"note": sent}}]  # named, not as an id
+    batch = [
+        {"type": "track", "userId": sent},  # no event: rejected
+        {"type": "track", "anonymousId": sent, "properties": {"pad": "x" * 5000}},  # cut at 4096 when kept
+        {"type": "alias", "previousId": sent},  # no userId: rejected
+        *({"type": "track", "userId": other} for other in lookalikes),
+        {"type": "track", "anonymousId": "someone", "properties": {"note": sent}},
+    ]  # named, not as an id
     answer = client.post("/v1/batch", json={"batch": batch}, headers=headers).json
     assert answer["accepted"] == 0 and len(answer["rejected"]) == len(batch)
     before = bad_rows_now(engine)
@@ -279,13 +329,15 @@ def test_erasure_takes_exactly_the_rejected_messages_naming_the_id(client, engin
     cut = [payload for payload in before.values() if "pad" in payload]
     assert cut and len(cut[0]) == 4096  # the long one is kept cut: no longer JSON
 
-    exported = [record for record in privacy.profile_records(engine, site["site_id"], erased)
-                if record["table"] == "bad_rows"]
+    exported = [
+        record for record in privacy.profile_records(engine, site["site_id"], erased) if record["table"] == "bad_rows"
+    ]
     assert len(exported) == 3
     counts = privacy.erase_profile(engine, site["site_id"], erased, NOW)
     assert counts["bad_rows"] == 3
     after = bad_rows_now(engine)
     assert set(after) == set(before) - {record["row"]["id"] for record in exported}
     survivors = [json.loads(payload) for payload in after.values()]
-    assert sorted(map(str, (m.get("userId", m.get("anonymousId")) for m in survivors))) == \
-        sorted(map(str, [*lookalikes, "someone"]))
+    assert sorted(map(str, (m.get("userId", m.get("anonymousId")) for m in survivors))) == sorted(
+        map(str, [*lookalikes, "someone"])
+    )

@@ -1,4 +1,5 @@
 """Real `cohortly rollup` processes: two at once never double-count; a SIGKILL loses nothing."""
+
 import json
 import os
 import signal
@@ -7,14 +8,21 @@ import subprocess
 import pytest
 from sqlalchemy import func, select
 
+from core import sites
 from core.schema import Event
-from segmenter.rollup.chunks import run_rollup
 from segmenter.reads.catalog import recent_runs
+from segmenter.rollup.chunks import run_rollup
 from tests.live import wait_for
 from tests.segmenter.helpers import (
-    T0, change_log, cohortly, facts, members, shop_traffic, store, watermark,
+    T0,
+    change_log,
+    cohortly,
+    facts,
+    members,
+    shop_traffic,
+    store,
+    watermark,
 )
-from core import sites
 
 NOW = "2026-01-12T12:00:00Z"
 NOW_MS = T0 + 7 * 24 * 3600 * 1000
@@ -42,7 +50,10 @@ def _env(database_url):
 def _rollup(database_url, *extra):
     return subprocess.Popen(
         cohortly("rollup", "--site", "live", "--now", NOW, "--chunk-size", CHUNK, "--json", *extra),
-        env=_env(database_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_env(database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

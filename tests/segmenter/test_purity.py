@@ -1,4 +1,5 @@
 """The functional core imports no framework: rules and evaluation are pure."""
+
 import ast
 import os
 

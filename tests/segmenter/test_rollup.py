@@ -1,18 +1,19 @@
 """Rollups over time: idempotence, exact thresholds, due profiles only, merges, runs, locks."""
+
 import os
 import threading
 
 import pytest
 from sqlalchemy import insert, select, text, update
 
-from core import locks, sites
+from core import locks, schema, sites
 from core.schema import Event
-from core import schema
 from segmenter.reads import catalog
 from segmenter.rollup.chunks import RunSummary, WatermarkMoved, _fold_next_chunk, run_rollup
 from segmenter.rules.definitions import DAY, HOUR, MINUTE
 from tests.live import wait_for
-from tests.segmenter.helpers import T0, changes, identify, members, page, roll, store as store_events, track
+from tests.segmenter.helpers import T0, changes, identify, members, page, roll, track
+from tests.segmenter.helpers import store as store_events
 
 
 @pytest.fixture
@@ -22,11 +23,17 @@ def site_id(site):
 
 
 def test_rerun_with_the_same_now_changes_nothing(engine, site_id):
-    store_events(engine, site_id, [
-        page(at=T0), track("Product Viewed", at=T0 + 1, product_id="a"), track("Product Viewed", at=T0 + 2, product_id="b"),
-        track("Product Added", at=T0, anon="anon-2", product_id="a", price=5),
-        track("Order Completed", at=T0, anon="anon-3"),
-    ])
+    store_events(
+        engine,
+        site_id,
+        [
+            page(at=T0),
+            track("Product Viewed", at=T0 + 1, product_id="a"),
+            track("Product Viewed", at=T0 + 2, product_id="b"),
+            track("Product Added", at=T0, anon="anon-2", product_id="a", price=5),
+            track("Order Completed", at=T0, anon="anon-3"),
+        ],
+    )
     first = roll(engine, T0 + 2 * HOUR)
     before = (members(engine, site_id, with_time=True), changes(engine, site_id))
     again = roll(engine, T0 + 2 * HOUR)
@@ -36,15 +43,24 @@ def test_rerun_with_the_same_now_changes_nothing(engine, site_id):
 
 
 def _moves(engine, site_id, since):
-    return [(c["segment"], c["profile_id"], c["change"], c["at"], c["reason"]) for c in changes(engine, site_id)
-            if c["id"] > since]
+    return [
+        (c["segment"], c["profile_id"], c["change"], c["at"], c["reason"])
+        for c in changes(engine, site_id)
+        if c["id"] > since
+    ]
 
 
 def test_advancing_now_alone_moves_profiles_exactly_at_the_thresholds(engine, site_id):
-    store_events(engine, site_id, [
-        page(at=T0, anon="shopper"), track("Product Added", at=T0, anon="shopper", product_id="a", price=5),
-        page(at=T0 - 40 * DAY, anon="regular"), page(at=T0 - 38 * DAY, anon="regular"),
-    ])
+    store_events(
+        engine,
+        site_id,
+        [
+            page(at=T0, anon="shopper"),
+            track("Product Added", at=T0, anon="shopper", product_id="a", price=5),
+            page(at=T0 - 40 * DAY, anon="regular"),
+            page(at=T0 - 38 * DAY, anon="regular"),
+        ],
+    )
     roll(engine, T0)
     dormant = [c for c in changes(engine, site_id) if c["segment"] == "dormant"]
     assert [(c["profile_id"], c["at"], c["detected_at"]) for c in dormant] == [("a:regular", T0 - 8 * DAY, T0)]
@@ -53,7 +69,14 @@ def test_advancing_now_alone_moves_profiles_exactly_at_the_thresholds(engine, si
     assert _moves(engine, site_id, seen) == []
     roll(engine, T0 + HOUR)
     assert _moves(engine, site_id, seen) == [
-        ("cart_abandoners", "a:shopper", "enter", T0 + HOUR, "added to the cart 1h to 7d ago, no checkout or order since")]
+        (
+            "cart_abandoners",
+            "a:shopper",
+            "enter",
+            T0 + HOUR,
+            "added to the cart 1h to 7d ago, no checkout or order since",
+        )
+    ]
     seen = changes(engine, site_id)[-1]["id"]
     roll(engine, T0 + 7 * DAY - 1)
     assert _moves(engine, site_id, seen) == []
@@ -90,12 +113,14 @@ def test_only_changed_and_due_profiles_are_judged(engine, site_id):
 
 def test_cost_follows_the_new_events_not_the_history(engine, site_id):
     """Events read and profiles judged are the same on top of a small and a 10x larger history."""
+
     def history(anons, per):
         return [page(at=T0 - DAY + n * MINUTE, anon=f"h{a}") for a in range(anons) for n in range(per)]
 
     def new_events(prefix):
         return [track("Product Viewed", at=T0 + n, anon=f"h{n % 5}", product_id=str(n)) for n in range(20)] + [
-            page(at=T0, anon=f"{prefix}{n}") for n in range(5)]
+            page(at=T0, anon=f"{prefix}{n}") for n in range(5)
+        ]
 
     costs = []
     for size in (1, 10):
@@ -113,8 +138,10 @@ def test_a_merged_anonymous_profile_leaves_and_the_user_enters(engine, site_id):
     store_events(engine, site_id, [identify("alice", at=T0 + MINUTE, email="a@example.com")])
     summary = roll(engine, T0 + MINUTE)
     moves = [(c["segment"], c["profile_id"], c["change"], c["reason"]) for c in changes(engine, site_id)[1:]]
-    assert moves == [("active", "a:anon-1", "exit", "merged into u:alice"),
-                     ("active", "u:alice", "enter", "seen in the last 7d")]
+    assert moves == [
+        ("active", "a:anon-1", "exit", "merged into u:alice"),
+        ("active", "u:alice", "enter", "seen in the last 7d"),
+    ]
     assert (summary.exits, summary.enters) == (1, 1)
     member = catalog.segment_members(engine, site_id, "active")
     assert [(m["profile_id"], m["user_id"], m["email"]) for m in member] == [("u:alice", "alice", "a@example.com")]
@@ -128,15 +155,31 @@ def test_the_run_records_what_it_did(engine, site_id):
     assert {c["run_id"] for c in made} == {summary.run_id}
     run = catalog.recent_runs(engine, site_id)[0]
     assert (run["status"], run["events_folded"], run["enters"], run["watermark_to"], run["now"]) == (
-        "done", 3, 3, summary.watermark_to, T0)
+        "done",
+        3,
+        3,
+        summary.watermark_to,
+        T0,
+    )
     assert run["segments"]["active"] == {"members": 3, "too_small": True, "enters": 3, "exits": 0}
 
 
 def test_a_run_left_running_is_marked_interrupted(engine, site_id):
     with engine.begin() as conn:
-        conn.execute(insert(schema.RollupRun.__table__).values(
-            site_id=site_id, status="running", started_at=T0, watermark_from=0, watermark_to=0, events_folded=0,
-            events_read=0, profiles_evaluated=0, enters=0, exits=0))
+        conn.execute(
+            insert(schema.RollupRun.__table__).values(
+                site_id=site_id,
+                status="running",
+                started_at=T0,
+                watermark_from=0,
+                watermark_to=0,
+                events_folded=0,
+                events_read=0,
+                profiles_evaluated=0,
+                enters=0,
+                exits=0,
+            )
+        )
     roll(engine, T0)
     assert [run["status"] for run in catalog.recent_runs(engine, site_id)] == ["done", "interrupted"]
 
@@ -174,7 +217,9 @@ def test_changing_a_setting_rejudges_everyone(engine, site_id):
 def test_a_member_carries_the_current_context(engine, site_id):
     store_events(engine, site_id, [track("Product Added", at=T0, product_id="a", name="Hat", price=5)])
     roll(engine, T0 + HOUR)
-    store_events(engine, site_id, [track("Product Added", at=T0 - 1, product_id="b", name="Scarf", price=7.5, quantity=2)])
+    store_events(
+        engine, site_id, [track("Product Added", at=T0 - 1, product_id="b", name="Scarf", price=7.5, quantity=2)]
+    )
     roll(engine, T0 + HOUR)
     context = members(engine, site_id)["cart_abandoners"]["a:anon-1"]
     assert [line["name"] for line in context["cart"]] == ["Scarf", "Hat"]
@@ -183,7 +228,9 @@ def test_a_member_carries_the_current_context(engine, site_id):
 
 def test_small_segments_are_flagged(engine, site_id):
     catalog.configure_site(engine, site_id, {"min_segment_size": "2"})
-    store_events(engine, site_id, [page(at=T0, anon="a"), page(at=T0, anon="b"), track("Order Completed", at=T0, anon="b")])
+    store_events(
+        engine, site_id, [page(at=T0, anon="a"), page(at=T0, anon="b"), track("Order Completed", at=T0, anon="b")]
+    )
     summary = roll(engine, T0)
     assert (summary.segments["active"]["too_small"], summary.segments["new_buyers"]["too_small"]) == (False, True)
     listed = {s["name"]: (s["members"], s["too_small"]) for s in catalog.list_segments(engine, site_id)}
@@ -199,8 +246,15 @@ def test_a_failing_run_is_recorded_with_its_error(engine, site_id):
 
 
 def test_profile_lookup_follows_links(engine, site_id):
-    store_events(engine, site_id, [page(at=T0, anon="dev-1"), identify("zoe", anon="dev-1", at=T0 + 1),
-                                   track("Product Viewed", at=T0 + 2, anon="dev-2", user="zoe", product_id="p")])
+    store_events(
+        engine,
+        site_id,
+        [
+            page(at=T0, anon="dev-1"),
+            identify("zoe", anon="dev-1", at=T0 + 1),
+            track("Product Viewed", at=T0 + 2, anon="dev-2", user="zoe", product_id="p"),
+        ],
+    )
     roll(engine, T0)
     for any_id in ("zoe", "u:zoe", "dev-1", "a:dev-1"):
         found = catalog.profile(engine, site_id, any_id)
@@ -225,8 +279,10 @@ def test_an_insert_still_in_flight_is_waited_for_not_skipped(engine, site_id):
         worker.start()
         waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass")
         with engine.connect() as conn:
-            wait_for(lambda: conn.execute(waiting).scalar() or not worker.is_alive(),
-                     message="the rollup waiting for the insert in flight")
+            wait_for(
+                lambda: conn.execute(waiting).scalar() or not worker.is_alive(),
+                message="the rollup waiting for the insert in flight",
+            )
         slow.commit()
     finally:
         slow.close()

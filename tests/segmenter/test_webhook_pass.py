@@ -1,5 +1,6 @@
 """A delivery pass against real receivers: bounded in wall-clock time, fair between sites, and never
 sending a change twice when two passes run at once."""
+
 import functools
 import threading
 import time
@@ -8,11 +9,11 @@ from collections import Counter
 import pytest
 from sqlalchemy import select, update
 
-from core.db import make_engine
 from core import schema, sites
-from segmenter.webhooks import network, outbox
+from core.db import make_engine
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import HOUR
+from segmenter.webhooks import network, outbox
 from tests.receiver import Trickler
 from tests.segmenter.helpers import PASS_SLACK, T0, store, track
 
@@ -31,15 +32,26 @@ def trickler():
 
 
 def browse(engine, site_id, anon):
-    store(engine, site_id, [track("Product Viewed", at=T0, anon=anon, product_id="p1"),
-                            track("Product Viewed", at=T0 + 1, anon=anon, product_id="p2")])
+    store(
+        engine,
+        site_id,
+        [
+            track("Product Viewed", at=T0, anon=anon, product_id="p1"),
+            track("Product Viewed", at=T0 + 1, anon=anon, product_id="p2"),
+        ],
+    )
 
 
 def hook_deliveries(engine, hook_id):
     with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(
-            select(outbox.deliveries).where(outbox.deliveries.c.webhook_id == hook_id)
-            .order_by(outbox.deliveries.c.change_id)).mappings()]
+        return [
+            dict(row)
+            for row in conn.execute(
+                select(outbox.deliveries)
+                .where(outbox.deliveries.c.webhook_id == hook_id)
+                .order_by(outbox.deliveries.c.change_id)
+            ).mappings()
+        ]
 
 
 def test_a_trickling_receiver_gets_a_bounded_share_and_the_other_sites_are_served(engine, trickler, receiver):
@@ -63,7 +75,11 @@ def test_a_trickling_receiver_gets_a_bounded_share_and_the_other_sites_are_serve
     for hook in slow:  # one attempt each, cut by its deadline, recorded as a class, retried later
         first, *rest = hook_deliveries(engine, hook["id"])
         assert (first["status"], first["attempts"], first["last_error"], first["last_status"]) == (
-            "pending", 1, "timeout", None)
+            "pending",
+            1,
+            "timeout",
+            None,
+        )
         assert first["next_attempt_at"] > NOW
         assert all(item["attempts"] == 0 and item["next_attempt_at"] >= first["next_attempt_at"] for item in rest)
     assert [d["status"] for d in hook_deliveries(engine, fast["id"])] == ["delivered"] * 4
@@ -131,7 +147,8 @@ def test_a_webhook_leased_by_another_pass_waits_until_the_lease_ends(engine, rec
 
 
 def test_cohortly_rollup_is_held_by_a_trickling_receiver_only_boundedly(
-        engine, runner, monkeypatch, trickler, receiver):
+    engine, runner, monkeypatch, trickler, receiver
+):
     from core.cli import main
 
     monkeypatch.setenv("COHORTLY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")

@@ -1,16 +1,17 @@
 """Webhooks against a real local HTTP receiver: signatures, outages, retries, idempotency keys, resync, API."""
+
 import functools
 import threading
 import time
 
 import pytest
 
-from segmenter.webhooks import network, outbox
+from core import sites
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import DAY, HOUR
+from segmenter.webhooks import network, outbox
 from tests.receiver import HOLD_SECONDS
 from tests.segmenter.helpers import T0, bearer, store, track
-from core import sites
 
 NOW = T0 + 2 * HOUR
 LOOPBACK = "127.0.0.0/8"  # the receivers run on this host: allowed explicitly, as an operator would
@@ -25,8 +26,14 @@ def app(app):
 
 
 def browse(engine, site_id, anon, at=T0):
-    store(engine, site_id, [track("Product Viewed", at=at, anon=anon, product_id="p1", name="Shoe"),
-                            track("Product Viewed", at=at + 1, anon=anon, product_id="p2", name="Hat")])
+    store(
+        engine,
+        site_id,
+        [
+            track("Product Viewed", at=at, anon=anon, product_id="p1", name="Shoe"),
+            track("Product Viewed", at=at + 1, anon=anon, product_id="p2", name="Hat"),
+        ],
+    )
 
 
 def register(client, site, receiver, **extra):
@@ -102,12 +109,16 @@ def test_resync_replays_from_a_cursor_with_the_same_keys(client, engine, site, r
     first_keys = [b["idempotency_key"] for b in receiver.accepted()]
     assert len(first_keys) == 2
     since = min(b["change_id"] for b in receiver.accepted())
-    response = client.post(f"/api/v1/webhooks/{hook['id']}/resync", json={"since": since}, headers=bearer(site["api_key"]))
+    response = client.post(
+        f"/api/v1/webhooks/{hook['id']}/resync", json={"since": since}, headers=bearer(site["api_key"])
+    )
     assert response.status_code == 202 and response.json == {"queued": 1}
     deliver(engine, NOW)
     replayed = receiver.accepted()[2:]
     assert [b["idempotency_key"] for b in replayed] == first_keys[1:]
-    everything = client.post(f"/api/v1/webhooks/{hook['id']}/resync", json={"since": 0}, headers=bearer(site["api_key"]))
+    everything = client.post(
+        f"/api/v1/webhooks/{hook['id']}/resync", json={"since": 0}, headers=bearer(site["api_key"])
+    )
     assert everything.json == {"queued": 2}
 
 
@@ -141,7 +152,9 @@ def test_a_slow_receiver_cannot_hold_a_pass_past_its_budget(client, engine, site
 
 
 def test_an_unreachable_url_is_recorded_not_raised(client, engine, site):
-    response = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/nowhere"}, headers=bearer(site["api_key"]))
+    response = client.post(
+        "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/nowhere"}, headers=bearer(site["api_key"])
+    )
     hook_id = response.json["id"]
     browse(engine, site["site_id"], "anon-1")
     run_rollup(engine, now=NOW)
@@ -170,6 +183,7 @@ def test_after_max_attempts_a_delivery_is_failed_and_the_rest_go_on(client, engi
 
 # --- the API -------------------------------------------------------------------------------------
 
+
 def test_webhook_crud(client, site, receiver):
     created = register(client, site, receiver, segments=["cart_abandoners"], secret="s" * 20)
     assert created["secret"] == "s" * 20
@@ -182,16 +196,19 @@ def test_webhook_crud(client, site, receiver):
     assert client.get(f"/api/v1/webhooks/{created['id']}", headers=bearer(site["api_key"])).status_code == 404
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "url"),
-    ({"url": "ftp://example.com/x"}, "url"),
-    ({"url": "not a url"}, "url"),
-    ({"url": "https://example.com", "changes": ["joined"]}, "changes"),
-    ({"url": "https://example.com", "changes": []}, "changes"),
-    ({"url": "https://example.com", "segments": ["vips"]}, "segments"),
-    ({"url": "https://example.com", "secret": "short"}, "secret"),
-    ({"url": "https://example.com", "surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "url"),
+        ({"url": "ftp://example.com/x"}, "url"),
+        ({"url": "not a url"}, "url"),
+        ({"url": "https://example.com", "changes": ["joined"]}, "changes"),
+        ({"url": "https://example.com", "changes": []}, "changes"),
+        ({"url": "https://example.com", "segments": ["vips"]}, "segments"),
+        ({"url": "https://example.com", "secret": "short"}, "secret"),
+        ({"url": "https://example.com", "surprise": 1}, "surprise"),
+    ],
+)
 def test_bad_registration(client, engine, site, body, field):
     response = client.post("/api/v1/webhooks", json=body, headers=bearer(site["api_key"]))
     assert response.status_code == 422
@@ -203,8 +220,11 @@ def test_bad_registration(client, engine, site, body, field):
 def test_webhooks_are_isolated_between_sites(client, engine, site, receiver):
     hook = register(client, site, receiver)
     other = sites.create_site(engine, "other", [])
-    for method, path in (("get", f"/api/v1/webhooks/{hook['id']}"), ("delete", f"/api/v1/webhooks/{hook['id']}"),
-                         ("get", f"/api/v1/webhooks/{hook['id']}/deliveries")):
+    for method, path in (
+        ("get", f"/api/v1/webhooks/{hook['id']}"),
+        ("delete", f"/api/v1/webhooks/{hook['id']}"),
+        ("get", f"/api/v1/webhooks/{hook['id']}/deliveries"),
+    ):
         assert getattr(client, method)(path, headers=bearer(other["api_key"])).status_code == 404
     resync = client.post(f"/api/v1/webhooks/{hook['id']}/resync", json={"since": 0}, headers=bearer(other["api_key"]))
     assert resync.status_code == 404
@@ -217,13 +237,18 @@ def test_webhooks_are_isolated_between_sites(client, engine, site, receiver):
 
 def test_webhooks_need_the_api_key(client, site):
     assert client.get("/api/v1/webhooks").status_code == 401
-    assert client.post("/api/v1/webhooks", json={"url": "https://x.example"}, headers=bearer(site["write_key"])).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/webhooks", json={"url": "https://x.example"}, headers=bearer(site["write_key"])
+        ).status_code
+        == 403
+    )
 
 
 @pytest.mark.parametrize("attempts, low, high", [(1, 8_000, 12_000), (2, 16_000, 24_000), (20, 2_880_000, 4_320_000)])
 def test_retry_delay_doubles_up_to_an_hour(attempts, low, high):
     for rand in (0.0, 0.5, 0.999):
-        assert low <= outbox.retry_delay(attempts, lambda: rand) <= high
+        assert low <= outbox.retry_delay(attempts, lambda rand=rand: rand) <= high
 
 
 @pytest.mark.parametrize("path", ["/api/v1/webhooks/9223372036854775808", "/api/v1/webhooks/2147483648/deliveries"])
@@ -234,6 +259,7 @@ def test_ids_past_the_column_range_are_unknown_not_errors(client, site, path):
 
 
 def test_cursor_past_the_column_range_is_refused(client, site):
-    response = client.get("/api/v1/segments/browsers/changes", query_string={"since": 2**63},
-                          headers=bearer(site["api_key"]))
+    response = client.get(
+        "/api/v1/segments/browsers/changes", query_string={"since": 2**63}, headers=bearer(site["api_key"])
+    )
     assert response.status_code == 422

@@ -11,12 +11,12 @@ Each table whose ids are a cursor, a watermark or a key sent out is rebuilt with
 (rows, ids and indexes kept), and its sequence starts above every id known to have been used.
 PostgreSQL draws these ids from sequences, which never go back: nothing to do there.
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -45,9 +45,12 @@ def upgrade():
     for table in TABLES:
         floors = [f"SELECT max(id) FROM {table}", *USED_ELSEWHERE.get(table, [])]
         highest = ", ".join(f"coalesce(({sql}), 0)" for sql in floors)
-        op.execute(sa.text(
-            f"INSERT INTO sqlite_sequence (name, seq) SELECT '{table}', 0 "
-            f"WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{table}')"))
+        op.execute(
+            sa.text(
+                f"INSERT INTO sqlite_sequence (name, seq) SELECT '{table}', 0 "
+                f"WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = '{table}')"
+            )
+        )
         op.execute(sa.text(f"UPDATE sqlite_sequence SET seq = max(seq, {highest}) WHERE name = '{table}'"))
 
 
