@@ -5,6 +5,8 @@ core. The collector comes last because its neutral snippet path must not shadow 
 """
 
 import importlib
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -15,7 +17,7 @@ from core import auth, db, errors, health, settings
 DOMAINS = ("segmenter", "demo", "collector")
 
 
-def create_app(test_config=None):
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the app; settings come from `COHORTLY_*` variables or `test_config`."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(settings.defaults())

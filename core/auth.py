@@ -3,8 +3,10 @@ segment API and webhooks). Both end in the site as a dict, or in an APIError."""
 
 import base64
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from flask import current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from core import sites
 from core.db import connection, get_engine
@@ -12,7 +14,7 @@ from core.errors import APIError
 from core.ratelimit import RateLimiter, client_of
 
 
-def authenticate(body):
+def authenticate(body: Mapping[str, Any]) -> dict[str, Any]:
     """The site of the request's write key (Basic auth user, body `writeKey` or `?writeKey=`), within its rate
     limits; a browser's Origin must be one of the site's."""
     key = _write_key(body)
@@ -43,7 +45,7 @@ def authenticate(body):
     return site
 
 
-def cors_headers(response):
+def cors_headers(response: Response) -> Response:
     """Let a browser on one of the authenticated site's origins read the answer (after_request of write-key routes)."""
     origin = request.headers.get("Origin")
     site = g.get("site")
@@ -54,7 +56,7 @@ def cors_headers(response):
     return response
 
 
-def require_api_key():
+def require_api_key() -> dict[str, Any]:
     """The site of `Authorization: Bearer API_KEY` (kept in `g.api_site`); a write key never reads."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -102,7 +104,7 @@ def _origin_allowed(site, origin):
     return "*" in origins or origin in origins
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Per-worker state of write-key authentication: the rate limiters and the site cache."""
     config = app.config
     app.extensions["cohortly_rate_limiter"] = RateLimiter(config["RATE_LIMIT"], config["RATE_BURST"])

@@ -5,15 +5,17 @@ import importlib
 import json
 import os
 import sys
+from typing import Any, NoReturn
 
 import click
+from sqlalchemy import Engine
 
 from core import db, sites
 from core.app import DOMAINS, create_app
 from core.settings import SettingError
 
 
-def engine_of_command():
+def engine_of_command() -> Engine:
     """The configured engine, disposed when the command ends."""
     engine = create_app().extensions["cohortly_engine"]
     click.get_current_context().call_on_close(engine.dispose)
@@ -48,24 +50,24 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-def main():
+def main() -> None:
     """Cohortly: self-hosted behavioural segmentation."""
 
 
 @main.group("db")
-def db_group():
+def db_group() -> None:
     """Database schema."""
 
 
 @db_group.command("upgrade")
-def db_upgrade():
+def db_upgrade() -> None:
     """Apply the schema migrations (safe to run again)."""
     db.upgrade(engine_of_command())
     click.echo("Database is up to date.")
 
 
 @main.group("sites")
-def sites_group():
+def sites_group() -> None:
     """Sites and their keys."""
 
 
@@ -78,7 +80,7 @@ def sites_group():
     help="An origin allowed to send from browsers, e.g. https://shop.example (repeatable; * allows any).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sites_create(name, origins, as_json):
+def sites_create(name: str, origins: tuple[str, ...], as_json: bool) -> None:
     """Create a site and print its id, write key and API key (shown only once).
 
     Example: cohortly sites create shop --origin https://shop.example
@@ -98,7 +100,7 @@ def sites_create(name, origins, as_json):
 
 @sites_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-def sites_list(as_json):
+def sites_list(as_json: bool) -> None:
     """List the sites with their write keys and origins."""
     engine = engine_of_command()
     _ensure_schema(engine)
@@ -118,7 +120,7 @@ def sites_list(as_json):
     help="Also replace the public write key (then update the snippet and SDKs).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sites_rotate_key(site, write_key, as_json):
+def sites_rotate_key(site: str, write_key: bool, as_json: bool) -> None:
     """Give SITE (a name or id) a new API key, printed once; the old key and every dashboard session of the
     site stop working at once.
 
@@ -138,7 +140,7 @@ def sites_rotate_key(site, write_key, as_json):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", type=int, help="Gunicorn workers (default: 2 × CPUs + 1).")
-def serve(host, port, workers):
+def serve(host: str, port: int, workers: int | None) -> NoReturn:
     """Run the collector under gunicorn; migrates an empty database first."""
     _ensure_schema(engine_of_command())
     env = dict(os.environ, COHORTLY_BIND=f"{host}:{port}")
@@ -149,7 +151,7 @@ def serve(host, port, workers):
     os.execve(sys.executable, args, env)
 
 
-def find_site_or_fail(engine, name_or_id):
+def find_site_or_fail(engine: Engine, name_or_id: str) -> dict[str, Any]:
     """The site named (or numbered) `name_or_id`, else a clear CLI error."""
     _ensure_schema(engine)
     site = sites.find_site(engine, name=name_or_id)

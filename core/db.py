@@ -4,14 +4,14 @@ import os
 
 from alembic import command
 from alembic.config import Config
-from flask import current_app, g
-from sqlalchemy import create_engine, event, inspect
+from flask import Flask, current_app, g
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 
-def make_engine(url, sqlite_timeout=5.0):
+def make_engine(url: str, sqlite_timeout: float = 5.0) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout (seconds) and explicit BEGINs."""
     if url.startswith("sqlite"):
         _create_database_file(make_url(url).database)
@@ -35,7 +35,7 @@ def _create_database_file(path):
         pass
 
 
-def write_private(path, text):
+def write_private(path: str, text: str) -> None:
     """Write `text` to `path`, readable by its owner only (0600; a new directory 0700): for files holding keys."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -62,21 +62,21 @@ def _sqlite_begin(conn):
     conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", ""))
 
 
-def write_engine(engine):
+def write_engine(engine: Engine) -> Engine:
     """The engine to use for a transaction that reads, then writes."""
     if engine.dialect.name == "sqlite":
         return engine.execution_options(sqlite_begin="IMMEDIATE")
     return engine
 
 
-def alembic_config():
+def alembic_config() -> Config:
     """Alembic's configuration pointing at the package's migrations."""
     cfg = Config()
     cfg.set_main_option("script_location", MIGRATIONS)
     return cfg
 
 
-def upgrade(engine, revision="head"):
+def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision` (Alembic)."""
     cfg = alembic_config()
     with write_engine(engine).begin() as conn:
@@ -84,17 +84,17 @@ def upgrade(engine, revision="head"):
         command.upgrade(cfg, revision)
 
 
-def is_empty(engine):
+def is_empty(engine: Engine) -> bool:
     """True when the database holds no Cohortly tables yet."""
     return not inspect(engine).has_table("sites")
 
 
-def get_engine():
+def get_engine() -> Engine:
     """The current app's engine."""
     return current_app.extensions["cohortly_engine"]
 
 
-def connection():
+def connection() -> Connection:
     """The request's one database connection, opened on first use, closed when the request ends.
 
     Authentication, settings, the size check and the page share it: each pool checkout costs a pre-ping on
@@ -105,14 +105,14 @@ def connection():
     return g.db
 
 
-def close_connection(_error=None):
+def close_connection(_error: BaseException | None = None) -> None:
     """Give the request's connection back to the pool (at the request's end, or before a long stream)."""
     conn = g.pop("db", None)
     if conn is not None:
         conn.close()
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Create the app's engine from its configuration."""
     url = app.config["DATABASE_URL"] or _default_url(app)
     app.config["DATABASE_URL"] = url

@@ -3,7 +3,10 @@
 {"error": {"code": "invalid_payload", "message": "...", "fields": {...}}}
 """
 
-from flask import current_app, jsonify
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -20,9 +23,15 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status, code, message, fields=None, headers=None):
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     """A Flask response in the one error shape."""
-    body = {"code": code, "message": message}
+    body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
     response = jsonify(error=body)
@@ -31,7 +40,7 @@ def error_response(status, code, message, fields=None, headers=None):
     return response
 
 
-def unavailable(message="The database is unavailable; retry later."):
+def unavailable(message: str = "The database is unavailable; retry later.") -> Response:
     """A 503 with Retry-After, for a storage outage."""
     retry_after = str(current_app.config["RETRY_AFTER"])
     return error_response(503, "unavailable", message, headers={"Retry-After": retry_after})
@@ -41,7 +50,7 @@ def _api_error(err):
     return error_response(err.status, err.code, err.message, err.fields, err.headers)
 
 
-def http_error(err):
+def http_error(err: HTTPException) -> Response:
     """A werkzeug HTTP error (404, 405, 413 ...) in the one shape."""
     code = (err.name or "error").lower().replace(" ", "_")
     if err.code == 413:
@@ -62,7 +71,7 @@ def _unexpected(err):
     return error_response(500, "internal_error", "An unexpected error occurred.")
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Register the handlers that turn every error into the JSON shape."""
     app.register_error_handler(APIError, _api_error)
     app.register_error_handler(HTTPException, http_error)

@@ -1,6 +1,6 @@
 """`GET /healthz`: 200 when the database answers, 503 otherwise."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from core import sites
 from core.db import get_engine
@@ -9,6 +9,6 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     sites.ping(get_engine())
     return jsonify(status="ok")

@@ -2,12 +2,13 @@
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import func, literal, select, text
+from sqlalchemy import Connection, Engine, Table, func, literal, select, text
 
 
-def safe_max_id(engine, table, lock_timeout=5.0):
+def safe_max_id(engine: Engine, table: Table, lock_timeout: float = 5.0) -> int:
     """The largest id of `table` below which no insert is still in flight.
 
     PostgreSQL commits out of id order; briefly taking SHARE on the table waits for the
@@ -23,7 +24,7 @@ def safe_max_id(engine, table, lock_timeout=5.0):
         return conn.scalar(select(func.coalesce(func.max(table.c.id), 0)))
 
 
-def lock_for_ordered_ids(conn, table):
+def lock_for_ordered_ids(conn: Connection, table: Table) -> None:
     """Make this transaction's inserts into `table` the only ones in flight until it ends,
     so that ids become visible in ascending order (readers may use them as a cursor)."""
     if conn.dialect.name == "postgresql":
@@ -31,7 +32,7 @@ def lock_for_ordered_ids(conn, table):
 
 
 @contextmanager
-def rollup_lock(engine, site_id):
+def rollup_lock(engine: Engine, site_id: int) -> Iterator[bool]:
     """Try to hold the rollup lock of a site across processes and hosts; yields True if held.
 
     PostgreSQL: a session advisory lock on a dedicated connection, keyed by the schema too

@@ -3,6 +3,7 @@
 import ipaddress
 import threading
 import time
+from collections.abc import Hashable
 from functools import lru_cache
 
 
@@ -20,7 +21,7 @@ class RateLimiter:
         self.buckets = {}
         self.lock = threading.Lock()
 
-    def allow(self, key):
+    def allow(self, key: Hashable) -> bool:
         """Take a token for `key`; False when its bucket is empty."""
         if not self.rate:
             return True
@@ -45,7 +46,7 @@ class RateLimiter:
 
 
 @lru_cache(maxsize=4096)
-def client_of(remote_addr):
+def client_of(remote_addr: str | None) -> str:
     """Who a request comes from, for rate limits: its IPv4 address, or the /64 of its IPv6 address (one
     host usually holds a whole /64)."""
     try:

@@ -1,5 +1,7 @@
 """Default settings. Each can be set by an environment variable `COHORTLY_<NAME>`."""
 
+from typing import Any
+
 #: name -> (default, help). The README's settings table is checked against this.
 SETTINGS = {
     "DATABASE_URL": (None, "SQLAlchemy URL; default: a SQLite file `cohortly.db` in the instance folder"),
@@ -41,6 +43,6 @@ class SettingError(ValueError):
     """A setting's value that Cohortly cannot start with; its message says which and why."""
 
 
-def defaults():
+def defaults() -> dict[str, Any]:
     """The default configuration as a dict for `app.config`."""
     return {name: default for name, (default, _help) in SETTINGS.items()}

@@ -6,8 +6,10 @@ SHA-256.
 
 import hashlib
 import secrets
+from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
 from core.schema import DashboardSession, Site
 from core.times import now_ms
@@ -20,27 +22,27 @@ class SiteExists(Exception):
     """A site with that name exists already."""
 
 
-def hash_key(api_key):
+def hash_key(api_key: str) -> str:
     """How an API key is stored: its SHA-256 (keys are random, so no salt is needed)."""
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-def new_write_key():
+def new_write_key() -> str:
     """A fresh public write key."""
     return "wk_" + secrets.token_urlsafe(18)
 
 
-def new_api_key():
+def new_api_key() -> str:
     """A fresh secret API key (256 random bits)."""
     return "sk_" + secrets.token_urlsafe(32)
 
 
-def new_secret():
+def new_secret() -> str:
     """A fresh per-site identity secret (`collector.identity`) (the HMAC key; 256 random bits)."""
     return "ids_" + secrets.token_urlsafe(32)
 
 
-def create_site(engine, name, origins):
+def create_site(engine: Engine, name: str, origins: Iterable[str]) -> dict[str, Any]:
     """Create a site; returns its id, public write key and secret API key (the only time it is seen)."""
     write_key = new_write_key()
     api_key = new_api_key()
@@ -60,14 +62,21 @@ def create_site(engine, name, origins):
     return {"site_id": site_id, "name": name, "write_key": write_key, "api_key": api_key}
 
 
-def list_sites(engine):
+def list_sites(engine: Engine) -> list[dict[str, Any]]:
     """Every site with its id, name, write key, origins and settings (never the API key)."""
     columns = (sites.c.id, sites.c.name, sites.c.write_key, sites.c.origins, sites.c.settings, sites.c.created_at)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(select(*columns).order_by(sites.c.id))]
 
 
-def find_site(bind, *, write_key=None, api_key=None, name=None, site_id=None):
+def find_site(
+    bind: Engine | Connection,
+    *,
+    write_key: str | None = None,
+    api_key: str | None = None,
+    name: str | None = None,
+    site_id: int | None = None,
+) -> dict[str, Any] | None:
     """The site with the given write key, API key, name or id, as a dict; None when unknown.
 
     `bind` is an engine, or a connection the caller goes on using (one per API request)."""
@@ -101,19 +110,19 @@ def _storable(text):
     return True
 
 
-def update_site_settings(engine, site_id, settings):
+def update_site_settings(engine: Engine, site_id: int, settings: dict[str, Any]) -> None:
     """Replace a site's settings dict."""
     with engine.begin() as conn:
         conn.execute(update(sites).where(sites.c.id == site_id).values(settings=settings))
 
 
-def update_site_origins(engine, site_id, origins):
+def update_site_origins(engine: Engine, site_id: int, origins: Iterable[str]) -> None:
     """Replace the origins a site's browsers may send from."""
     with engine.begin() as conn:
         conn.execute(update(sites).where(sites.c.id == site_id).values(origins=list(origins)))
 
 
-def rotate_keys(engine, site_id, write_key=False):
+def rotate_keys(engine: Engine, site_id: int, write_key: bool = False) -> dict[str, str]:
     """Give a site a new API key (and, with `write_key`, a new write key); the old ones stop working at once
     and every dashboard session of the site ends. Returns the new keys: the only time the API key is seen."""
     keys = {"api_key": new_api_key()}
@@ -126,7 +135,7 @@ def rotate_keys(engine, site_id, write_key=False):
     return keys
 
 
-def ping(engine):
+def ping(engine: Engine) -> None:
     """Raise unless the database answers."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))

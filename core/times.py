@@ -14,7 +14,7 @@ TIME_MIN_MS = -62_135_596_800_000
 TIME_MAX_MS = 253_402_300_799_999
 
 
-def clamp_ms(ms):
+def clamp_ms(ms: int) -> int:
     """`ms` moved into TIME_MIN_MS..TIME_MAX_MS.
 
     >>> clamp_ms(-10**18) == TIME_MIN_MS
@@ -23,7 +23,7 @@ def clamp_ms(ms):
     return min(max(ms, TIME_MIN_MS), TIME_MAX_MS)
 
 
-def iso(ms):
+def iso(ms: int | float | None) -> str | None:
     """An epoch-ms time as ISO 8601 UTC with milliseconds (clamped: see the module); None stays None.
 
     >>> iso(0), iso(2**63 - 1)
@@ -39,11 +39,11 @@ def iso(ms):
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def now_ms():
+def now_ms() -> int:
     """The current time in epoch milliseconds."""
     return int(time.time() * 1000)
 
 
-def to_ms(moment):
+def to_ms(moment: datetime) -> int:
     """Milliseconds since the epoch of an aware datetime."""
     return int(moment.timestamp() * 1000)

@@ -13,7 +13,8 @@ answer is not bounded here (a slow reader of a big export is a legitimate client
 import os
 import time
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.http.message import Request
+from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
 from core.settings import SETTINGS
@@ -30,12 +31,12 @@ class DeadlineSocket:
         self.expired = False
         self.in_app = False  # reads now come from the app (the body), not from gunicorn's parser
 
-    def start(self):
+    def start(self) -> None:
         """A new request: its clock starts at the first read."""
         self.deadline = None
         self.expired = False
 
-    def recv(self, size, *flags):
+    def recv(self, size: int, *flags: int) -> bytes:
         if self._timeout == 0.0:  # gunicorn's own non-blocking peeks are not requests' reads
             return self._sock.recv(size, *flags)
         now = time.monotonic()
@@ -60,15 +61,15 @@ class DeadlineSocket:
             raise RequestTimeout(f"The request did not arrive whole within {self._read_timeout:g} seconds.")
         return b""
 
-    def settimeout(self, value):
+    def settimeout(self, value: float | None) -> None:
         self._timeout = value
         self._sock.settimeout(value)
 
-    def setblocking(self, flag):
+    def setblocking(self, flag: bool) -> None:
         self._timeout = None if flag else 0.0
         self._sock.setblocking(flag)
 
-    def gettimeout(self):
+    def gettimeout(self) -> float | None:
         return self._timeout
 
     def __getattr__(self, name):
@@ -82,7 +83,7 @@ class ReadDeadlineWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.read_timeout = float(os.environ.get("COHORTLY_READ_TIMEOUT", SETTINGS["READ_TIMEOUT"][0]))
 
-    def handle(self, conn):
+    def handle(self, conn: TConn) -> object:
         if not self.cfg.is_ssl:  # TLS sockets cannot be wrapped; terminate TLS in a proxy in front
             if not isinstance(conn.sock, DeadlineSocket):
                 conn.sock = DeadlineSocket(conn.sock, self.read_timeout)
@@ -95,7 +96,7 @@ class ReadDeadlineWorker(ThreadWorker):
             return False  # the rest of a timed-out body is still on its way: close rather than parse it
         return keep_alive
 
-    def handle_request(self, req, conn):
+    def handle_request(self, req: Request, conn: TConn) -> bool:
         deadline_socket = conn.sock if isinstance(conn.sock, DeadlineSocket) else None
         if deadline_socket:
             deadline_socket.in_app = True
