@@ -9,9 +9,9 @@ by `profile_id`: `u:<userId>` for identified people, `a:<anonymousId>` for anony
 linked to a user id folds into `u:<userId>`).
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid alias).
@@ -22,6 +22,7 @@ NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class Base(DeclarativeBase):
+    __table__: ClassVar[Table]  # every model here maps a Table (SQLAlchemy types it as any FromClause)
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
