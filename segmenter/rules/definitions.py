@@ -11,7 +11,9 @@ Times are epoch milliseconds; durations are milliseconds.
 """
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 SECOND = 1_000
 MINUTE = 60 * SECOND
@@ -73,7 +75,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"w": WEEK, "d": DAY, "h": HOUR, "m": MINUTE, "s": SECOND, "ms": 1}
 
 
-def parse_duration(text):
+def parse_duration(text: object) -> int:
     """Milliseconds of a duration like `30m`, `2h`, `7d`, `1w`, `90s`.
 
     >>> parse_duration("2h")
@@ -85,7 +87,7 @@ def parse_duration(text):
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def format_duration(ms):
+def format_duration(ms: int) -> str:
     """The shortest exact spelling of a duration in milliseconds.
 
     >>> format_duration(7200000)
@@ -182,7 +184,7 @@ SETTINGS = (
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
-def default_settings():
+def default_settings() -> dict[str, int]:
     """Every setting at its default, as {name: value} (durations in ms)."""
     return {setting.name: setting.default for setting in SETTINGS}
 
@@ -298,7 +300,7 @@ BUILT_IN = (
 RULES_BY_NAME = {rule.name: rule for rule in BUILT_IN}
 
 
-def resolve(arg, settings):
+def resolve(arg: object, settings: Mapping[str, int]) -> Any:
     """The value of a condition argument: a setting's value when it names one."""
     if isinstance(arg, str) and arg in SETTINGS_BY_NAME:
         return settings[arg]
@@ -312,7 +314,7 @@ def _show(arg, settings):
     return str(value)
 
 
-def describe(rule, settings):
+def describe(rule: Rule, settings: Mapping[str, int]) -> str:
     """The rule's description with the site's settings filled in."""
     shown = {
         name: format_duration(value) if SETTINGS_BY_NAME[name].kind == "duration" else str(value)
@@ -322,7 +324,7 @@ def describe(rule, settings):
     return rule.description.format(**shown)
 
 
-def failure_reason(condition, settings, missing=False):
+def failure_reason(condition: Condition, settings: Mapping[str, int], missing: bool = False) -> str:
     """Why a profile fails `condition`, in words; `missing` when its fact has no value."""
     label = FACT_LABELS.get(condition.field, condition.field)
     op, arg = condition.op, condition.arg
@@ -346,7 +348,7 @@ def failure_reason(condition, settings, missing=False):
     raise ValueError(f"Unknown operator {op!r}")
 
 
-def settings_used(rules):
+def settings_used(rules: Iterable[Rule]) -> list[str]:
     """The names of the settings that can change a verdict of `rules`."""
     used = {"browse_min_views"}  # read by the fact `nth_product_view_at`
 
@@ -363,7 +365,7 @@ def settings_used(rules):
     return sorted(used)
 
 
-def check_rules(rules):
+def check_rules(rules: Iterable[Rule]) -> None:
     """Raise ValueError unless every condition uses a known operator, fact and setting."""
     for rule in rules:
         for condition in rule.requires + rule.conditions:

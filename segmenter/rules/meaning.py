@@ -8,9 +8,11 @@ Boundaries: `within(t, d)` holds while `now - t < d`; `older_than(t, d)` from
 `now - t >= d`. So at `now == t + d` a profile has just left a window / just passed a wait.
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from segmenter.rules.definitions import BUILT_IN, describe, failure_reason, resolve
+from segmenter.rules.definitions import BUILT_IN, Condition, Rule, describe, failure_reason, resolve
 
 MEMBER = "member"
 NOT_MEMBER = "not_member"
@@ -33,11 +35,11 @@ class Verdict:
     at: int
 
     @property
-    def member(self):
+    def member(self) -> bool:
         return self.status == MEMBER
 
 
-def fact_value(facts, name, settings):
+def fact_value(facts: Mapping[str, Any], name: str, settings: Mapping[str, int]) -> int | None:
     """A fact of the profile; `nth_product_view_at` is the N-th latest product view."""
     if name == "nth_product_view_at":
         times = sorted(facts.get("product_view_times") or (), reverse=True)
@@ -46,7 +48,7 @@ def fact_value(facts, name, settings):
     return facts.get(name)
 
 
-def holds(condition, facts, settings, now):
+def holds(condition: Condition, facts: Mapping[str, Any], settings: Mapping[str, int], now: int) -> bool:
     """True when `condition` holds for `facts` at `now`."""
     op, arg = condition.op, condition.arg
     if op == "any":
@@ -72,7 +74,7 @@ def holds(condition, facts, settings, now):
     raise ValueError(f"Unknown operator {op!r}")
 
 
-def true_since(condition, facts, settings):
+def true_since(condition: Condition, facts: Mapping[str, Any], settings: Mapping[str, int]) -> int | None:
     """When a holding condition started to hold, if the facts tell; else None."""
     op = condition.op
     value = fact_value(facts, condition.field, settings) if op != "any" else None
@@ -85,7 +87,7 @@ def true_since(condition, facts, settings):
     return None
 
 
-def false_since(condition, facts, settings):
+def false_since(condition: Condition, facts: Mapping[str, Any], settings: Mapping[str, int]) -> int | None:
     """When a failing condition stopped holding, if the facts tell; else None."""
     op = condition.op
     value = fact_value(facts, condition.field, settings) if op != "any" else None
@@ -105,7 +107,7 @@ def false_since(condition, facts, settings):
     return None
 
 
-def crossings(condition, facts, settings):
+def crossings(condition: Condition, facts: Mapping[str, Any], settings: Mapping[str, int]) -> list[int]:
     """The times at which `condition` flips by itself as time passes (no new events)."""
     if condition.op == "any":
         return [time for inner in condition.arg for time in crossings(inner, facts, settings)]
@@ -115,7 +117,7 @@ def crossings(condition, facts, settings):
     return [] if value is None else [value + resolve(condition.arg, settings)]
 
 
-def evaluate_rule(rule, facts, settings, now):
+def evaluate_rule(rule: Rule, facts: Mapping[str, Any], settings: Mapping[str, int], now: int) -> Verdict:
     """The Verdict of one rule for one profile at `now`."""
     for condition in rule.requires:
         if not holds(condition, facts, settings, now):
@@ -136,7 +138,9 @@ def _failed(status, prefix, condition, facts, settings, now):
     return Verdict(status, prefix + failure_reason(condition, settings, missing), at)
 
 
-def evaluate_segments(facts, settings, now, rules=BUILT_IN):
+def evaluate_segments(
+    facts: Mapping[str, Any], settings: Mapping[str, int], now: int, rules: Iterable[Rule] = BUILT_IN
+) -> dict[str, Verdict]:
     """{segment name: Verdict} for one profile.
 
     >>> from segmenter.rules.definitions import default_settings
@@ -146,7 +150,9 @@ def evaluate_segments(facts, settings, now, rules=BUILT_IN):
     return {rule.name: evaluate_rule(rule, facts, settings, now) for rule in rules}
 
 
-def next_check_at(facts, settings, now, rules=BUILT_IN):
+def next_check_at(
+    facts: Mapping[str, Any], settings: Mapping[str, int], now: int, rules: Iterable[Rule] = BUILT_IN
+) -> int | None:
     """The earliest time after `now` at which any verdict may change without new events."""
     times = [
         time

@@ -1,5 +1,8 @@
 """Marshmallow schema of the per-site segment settings (kept in `sites.settings`)."""
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from segmenter.rules.definitions import SETTINGS, SETTINGS_BY_NAME, format_duration, parse_duration
@@ -51,12 +54,14 @@ SiteSettingsSchema = type(
 settings_schema = SiteSettingsSchema()
 
 
-def load_settings(stored):
+def load_settings(stored: Mapping[str, Any] | None) -> dict[str, int]:
     """The effective segment settings of a site (defaults filled in) from its `settings` dict."""
     return settings_schema.load(stored or {})
 
 
-def change_settings(stored, assignments=None, unset=()):
+def change_settings(
+    stored: Mapping[str, Any] | None, assignments: Mapping[str, Any] | None = None, unset: Collection[str] = ()
+) -> dict[str, Any]:
     """The site's `settings` dict with segment settings assigned (text values) or unset.
 
     Raises ValidationError for unknown names or bad values. Other keys are kept as they are.

@@ -5,7 +5,10 @@ reasons and times (the tests hold both to one table of cases). Also the JSON con
 each kind of segment.
 """
 
-from sqlalchemy import Float, and_, case, cast, func, literal, not_, or_, select
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, and_, case, cast, func, literal, not_, or_, select
 
 from core import schema, sql
 from segmenter.rollup.fold_sql import NOW
@@ -28,7 +31,7 @@ class RuleCompiler:
         self.f = f
 
     # facts ---------------------------------------------------------------------------
-    def value(self, name):
+    def value(self, name: str) -> ColumnElement[Any]:
         """A fact as SQL; `nth_product_view_at` is a lookup of the N-th latest kept view."""
         if name == "nth_product_view_at":
             if name in self.f.c:  # computed once into the judging table
@@ -43,11 +46,11 @@ class RuleCompiler:
             )
         return self.f.c[name]
 
-    def arg(self, condition):
+    def arg(self, condition: definitions.Condition) -> ColumnElement[Any]:
         return literal(definitions.resolve(condition.arg, self.settings))
 
     # conditions ----------------------------------------------------------------------
-    def holds(self, condition):
+    def holds(self, condition: definitions.Condition) -> ColumnElement[bool]:
         """The condition as a boolean that is never NULL."""
         op = condition.op
         if op == "any":
@@ -71,7 +74,7 @@ class RuleCompiler:
             return and_(present, *(or_(other.is_(None), value > other) for other in others))
         raise ValueError(f"Unknown operator {op!r}")
 
-    def true_since(self, condition):
+    def true_since(self, condition: definitions.Condition) -> ColumnElement[Any] | None:
         op = condition.op
         if op in ("within", "after"):
             return self.value(condition.field)
@@ -79,7 +82,7 @@ class RuleCompiler:
             return self.value(condition.field) + self.arg(condition)
         return None
 
-    def false_since(self, condition):
+    def false_since(self, condition: definitions.Condition) -> ColumnElement[Any] | None:
         op = condition.op
         if op == "within":
             return self.value(condition.field) + self.arg(condition)
@@ -94,7 +97,7 @@ class RuleCompiler:
             return sql.least(self.dialect, *blockers)
         return None
 
-    def crossings(self, condition):
+    def crossings(self, condition: definitions.Condition) -> list[ColumnElement[Any]]:
         if condition.op == "any":
             return [time for inner in condition.arg for time in self.crossings(inner)]
         if condition.op in ("within", "older_than", "not_within"):
@@ -102,11 +105,11 @@ class RuleCompiler:
         return []
 
     # rules ---------------------------------------------------------------------------
-    def member(self, rule):
+    def member(self, rule: definitions.Rule) -> ColumnElement[bool]:
         """True for the profiles in the segment."""
         return and_(*(self.holds(condition) for condition in rule.requires + rule.conditions))
 
-    def enter_at(self, rule):
+    def enter_at(self, rule: definitions.Rule) -> ColumnElement[Any]:
         """When a member's last condition started to hold, where known, else now (at most now)."""
         starts = [self.true_since(c) for c in rule.requires + rule.conditions]
         starts = [start for start in starts if start is not None]
@@ -121,18 +124,18 @@ class RuleCompiler:
         for condition in rule.conditions:
             yield "", condition
 
-    def exit_reason(self, rule):
+    def exit_reason(self, rule: definitions.Rule) -> ColumnElement[str]:
         """Why a non-member is out: the first failing condition, in the words of evaluate.py."""
         whens = []
         for prefix, condition in self._failures(rule):
-            reason = literal(prefix + definitions.failure_reason(condition, self.settings))
+            reason: ColumnElement[str] = literal(prefix + definitions.failure_reason(condition, self.settings))
             if condition.op not in ("any", "not_within"):
                 missing = literal(prefix + definitions.failure_reason(condition, self.settings, missing=True))
                 reason = case((self.value(condition.field).is_(None), missing), else_=reason)
             whens.append((not_(self.holds(condition)), reason))
         return case(*whens, else_=literal(""))
 
-    def exit_at(self, rule):
+    def exit_at(self, rule: definitions.Rule) -> ColumnElement[Any]:
         """When the first failing condition stopped holding, where known, else now (at most now)."""
         whens = []
         for _prefix, condition in self._failures(rule):
@@ -140,7 +143,7 @@ class RuleCompiler:
             whens.append((not_(self.holds(condition)), self.now if since is None else func.coalesce(since, self.now)))
         return sql.least(self.dialect, case(*whens, else_=self.now), self.now)
 
-    def next_check_at(self, rule_list):
+    def next_check_at(self, rule_list: Iterable[definitions.Rule]) -> ColumnElement[Any]:
         """The earliest future time at which any of the rules may flip for a profile, or NULL."""
         future = [
             case((time > self.now, time))
@@ -151,7 +154,7 @@ class RuleCompiler:
         return sql.least(self.dialect, *future) if future else literal(None)
 
     # context -------------------------------------------------------------------------
-    def context(self, rule):
+    def context(self, rule: definitions.Rule) -> ColumnElement[Any]:
         """The JSON context a member of `rule` carries (what to show or send)."""
         d, f = self.dialect, self.f
         if rule.context == "browsing":
@@ -227,7 +230,7 @@ class RuleCompiler:
             f.c.sessions,
         )
 
-    def cart_lines(self):
+    def cart_lines(self) -> ColumnElement[Any]:
         """The products in the cart (added after the last order), oldest first, as a JSON array."""
         d, f = self.dialect, self.f
         lines = (
