@@ -13,10 +13,12 @@ import hashlib
 import itertools
 import json
 import time
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from core import locks, planner, schema, sql
 from core.db import write_engine
@@ -60,7 +62,7 @@ class FoldFailed(Exception):
         self.lo, self.hi, self.error = lo, hi, error
 
 
-def describe(error):
+def describe(error: BaseException) -> str:
     """One line about an error: the database's own message, without the SQL statement."""
     orig = getattr(error, "orig", None) or error
     return f"{type(orig).__name__}: {(str(orig).strip().splitlines() or [''])[0]}"
@@ -89,11 +91,17 @@ class RunSummary:
     error: str | None = None
     changes_before: int = field(default=0, repr=False)  # the largest change id before the run
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def run_rollup(engine, now=None, site_id=None, chunk_size=None, progress=None):
+def run_rollup(
+    engine: Engine,
+    now: int | None = None,
+    site_id: int | None = None,
+    chunk_size: int | None = None,
+    progress: Callable[[str, int], AbstractContextManager[Any]] | None = None,
+) -> list[RunSummary]:
     """Roll up every site (or one): a list of RunSummary, one per site.
 
     `now` (epoch ms) defaults to the clock; pass it for backfills and tests. `chunk_size` (events per
@@ -110,7 +118,14 @@ def run_rollup(engine, now=None, site_id=None, chunk_size=None, progress=None):
     return [rollup_site(engine, sid, name, now, chunk_size, progress) for sid, name in found]
 
 
-def rollup_site(engine, site_id, site_name, now=None, chunk_size=None, progress=None):
+def rollup_site(
+    engine: Engine,
+    site_id: int,
+    site_name: str,
+    now: int | None = None,
+    chunk_size: int | None = None,
+    progress: Callable[[str, int], AbstractContextManager[Any]] | None = None,
+) -> RunSummary:
     """Roll up one site under its lock; returns a RunSummary (status "busy" if locked)."""
     with locks.rollup_lock(engine, site_id) as held:
         if not held:
@@ -200,10 +215,10 @@ class ChunkSizer:
         self.target = None if dialect == "postgresql" else CHUNK_SECONDS
         self.size = chunk_size if self.target is None else min(chunk_size, FIRST_SQLITE_CHUNK)
 
-    def next(self):
+    def next(self) -> int:
         return self.size
 
-    def took(self, seconds):
+    def took(self, seconds: float) -> None:
         if self.target is None:
             return
         if seconds > self.target:
@@ -307,7 +322,7 @@ def _advance(conn, summary, lo, hi):
     summary.watermark_to = hi
 
 
-def settings_fingerprint(settings):
+def settings_fingerprint(settings: Mapping[str, int]) -> str:
     """A digest of the rules' version and the settings they use: when it changes, everyone is re-judged."""
     used = {name: settings[name] for name in definitions.settings_used(definitions.BUILT_IN)}
     text = json.dumps({"rules": definitions.RULES_VERSION, "settings": used}, sort_keys=True)

@@ -17,6 +17,7 @@ from functools import cache
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     Float,
     Integer,
     Numeric,
@@ -61,7 +62,7 @@ class FoldResult:
     merged_exits: int
 
 
-def fold_chunk(conn, site_id, lo, hi, now, run_id):
+def fold_chunk(conn: Connection, site_id: int, lo: int, hi: int, now: int, run_id: int) -> FoldResult:
     """Fold the site's events with lo < id <= hi into its facts; returns a FoldResult."""
     dialect = conn.dialect.name
     params = {"site": site_id, "lo": lo, "hi": hi, "now": now, "run": run_id}

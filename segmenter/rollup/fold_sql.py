@@ -4,10 +4,17 @@ Each statement merges with a commutative operation (min, max, sum, latest by
 (time, message_id), union of intervals), so the order of chunks never matters.
 """
 
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
+    Connection,
+    Delete,
+    Executable,
+    Insert,
     Integer,
     and_,
     bindparam,
@@ -54,13 +61,13 @@ NOW = bindparam("now", type_=BigInteger)
 RUN = bindparam("run", type_=BigInteger)
 
 
-def execute_counting(conn, stmt, params=None):
+def execute_counting(conn: Connection, stmt: Executable, params: Mapping[str, Any] | None = None) -> int:
     """Execute `stmt` and return how many rows it wrote (also for INSERT ... SELECT)."""
     return conn.execute(stmt.execution_options(preserve_rowcount=True), params or {}).rowcount
 
 
 @cache
-def fold_statements(dialect):
+def fold_statements(dialect: str) -> list[Executable]:
     """The statements that merge `fold_events` into the fact tables, in order."""
     return [
         upsert_facts(dialect),
@@ -71,7 +78,12 @@ def fold_statements(dialect):
     ]
 
 
-def earlier(at, message_id, other_at, other_message_id):
+def earlier(
+    at: ColumnElement[Any],
+    message_id: ColumnElement[Any],
+    other_at: ColumnElement[Any],
+    other_message_id: ColumnElement[Any],
+) -> ColumnElement[bool]:
     """(at, message_id) sorts before (other_at, other_message_id): the latest-by tie-break."""
     return or_(at < other_at, and_(at == other_at, message_id < other_message_id))
 
@@ -103,7 +115,7 @@ def _latest(where, *columns):
 
 
 @cache
-def upsert_facts(dialect):
+def upsert_facts(dialect: str) -> Insert:
     fe = fold_events
     event = fe.c.event
     is_view = event == definitions.PRODUCT_VIEWED
@@ -251,13 +263,13 @@ def _islands(rows, start, end, gap_from_previous):
 
 
 @cache
-def fold_sessions(dialect):
+def fold_sessions(dialect: str) -> list[Executable]:
     """Merge the chunk's activity into the session intervals it touches (within SESSION_GAP)."""
     fe = fold_events
     activity = select(fe.c.profile_id, fe.c.at).where(fe.c.activity.is_(True)).subquery()
     previous = func.lag(activity.c.at).over(partition_by=activity.c.profile_id, order_by=activity.c.at)
     columns = ["profile_id", "started_at", "ended_at"]
-    statements = [
+    statements: list[Executable] = [
         insert(fold_new_sessions).from_select(
             columns, _islands(activity, activity.c.at, activity.c.at, activity.c.at - previous)
         )
@@ -311,7 +323,7 @@ def fold_sessions(dialect):
 
 
 @cache
-def fold_views(dialect):
+def fold_views(dialect: str) -> list[Executable]:
     """Add the chunk's product views, then keep each touched profile's latest RECENT_VIEWS_KEPT."""
     fe = fold_events
     order = (fe.c.at.desc(), fe.c.message_id.desc())
@@ -359,7 +371,7 @@ def fold_views(dialect):
 
 
 @cache
-def fold_cart(dialect):
+def fold_cart(dialect: str) -> Insert:
     """Keep, per profile and product, the latest add or remove."""
     fe = fold_events
     ranked = (
@@ -409,7 +421,7 @@ def fold_cart(dialect):
 
 
 @cache
-def update_derived(dialect):
+def update_derived(dialect: str) -> list[Executable]:
     """Sessions, cart items and value, top categories of the touched profiles."""
     touched = select(fold_touched.c.profile_id)
     session_counts = (
@@ -518,7 +530,7 @@ def _vanished():
 
 
 @cache
-def merged_exits(dialect):
+def merged_exits(dialect: str) -> Insert:
     """Memberships of profiles that the rebuild emptied leave, "merged into" the user's profile.
     (The caller has made this transaction the only writer of changes: see lock_for_ordered_ids.)"""
     merged = _merged()
@@ -546,7 +558,7 @@ def merged_exits(dialect):
 
 
 @cache
-def forget_merged_memberships():
+def forget_merged_memberships() -> Delete:
     return delete(memberships).where(
         memberships.c.site_id == SITE,
         memberships.c.profile_id.in_(select(_merged().c.profile_id)),

@@ -4,7 +4,13 @@ A library function so that `cohortly rollup`, the demo and the tests run the sam
 before the next starts; a failing site's rollup or a failing webhook pass never stops the steps after it.
 """
 
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any
+
+from sqlalchemy import Engine
 
 from core import sites, times
 from segmenter import privacy
@@ -24,11 +30,18 @@ class PassResult:
     purge_errors: dict = field(default_factory=dict)
 
     @property
-    def failed(self):
+    def failed(self) -> bool:
         return any(summary.status == "failed" for summary in self.summaries)
 
 
-def run_pass(engine, now=None, site_id=None, allowed=(), chunk_size=None, progress=None):
+def run_pass(
+    engine: Engine,
+    now: int | None = None,
+    site_id: int | None = None,
+    allowed: Sequence[IPv4Network | IPv6Network] = (),
+    chunk_size: int | None = None,
+    progress: Callable[[str, int], AbstractContextManager[Any]] | None = None,
+) -> PassResult:
     """Roll up (one site or all), deliver webhooks within their budget, purge what retention allows.
 
     `now` (epoch ms) judges and schedules as of that time (None: the clock); `allowed`: networks webhooks

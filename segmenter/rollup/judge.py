@@ -8,10 +8,25 @@ once; every rule's statements read that. Each enter and exit is logged in
 `membership_changes`.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
-from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, exists, func, insert, literal, not_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    select,
+    update,
+)
 
 from core import locks, planner, schema, sql
 from segmenter.rollup.fold_sql import NOW, RUN, SITE, execute_counting
@@ -37,7 +52,15 @@ class Evaluation:
     per_segment: dict = field(default_factory=dict)  # name -> {"enters": n, "exits": n}
 
 
-def evaluate_site(conn, site_id, settings, now, run_id, rule_list=definitions.BUILT_IN, limit=None):
+def evaluate_site(
+    conn: Connection,
+    site_id: int,
+    settings: Mapping[str, int],
+    now: int,
+    run_id: int,
+    rule_list: Sequence[definitions.Rule] = definitions.BUILT_IN,
+    limit: int | None = None,
+) -> Evaluation:
     """Move the site's due profiles (at most `limit` of them, if given) in and out of segments.
 
     Judged profiles are no longer due (their next check is in the future, or never), so calling
@@ -68,7 +91,7 @@ def evaluate_site(conn, site_id, settings, now, run_id, rule_list=definitions.BU
     return result
 
 
-def make_everyone_due(conn, site_id):
+def make_everyone_due(conn: Connection, site_id: int) -> None:
     """Mark every profile of the site for judging (after its settings or the rules changed)."""
     conn.execute(update(facts).where(facts.c.site_id == site_id).values(next_check_at=0))
 
@@ -162,7 +185,7 @@ def _statements(dialect, rule, settings_key):
     )
 
 
-def segment_sizes(conn, site_id):
+def segment_sizes(conn: Connection, site_id: int) -> dict[str, int]:
     """{segment: members} of a site."""
     rows = conn.execute(
         select(memberships.c.segment, func.count())

@@ -1,6 +1,19 @@
 """Per-connection scratch (TEMPORARY) tables of a fold and of judging; emptied before each use."""
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, delete, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    event,
+)
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from core.schema import PROFILE_ID, ProfileFact
@@ -95,7 +108,7 @@ judge_due = _temp(
 INDEXES = [Index("ix_fold_new_sessions", fold_new_sessions.c.profile_id, fold_new_sessions.c.started_at)]
 
 
-def prepare(conn, metadata=TEMP):
+def prepare(conn: Connection, metadata: MetaData = TEMP) -> None:
     """Create the scratch tables of `metadata` on this connection (once) and empty them."""
     info = conn.connection.info  # lives as long as the database connection (and its TEMP tables)
     key = f"cohortly_scratch_{id(metadata)}"
