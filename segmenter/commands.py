@@ -1,6 +1,7 @@
 """The segmenter's commands, added to `cohortly` by `register(main)`: a thin shell over the library."""
 
 import json
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -110,7 +111,10 @@ def _report(summary, as_json):
 
 @click.command()
 @click.option(
-    "--every", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Run again every SECONDS until stopped."
+    "--every",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Run again every SECONDS until stopped (Ctrl-C or SIGTERM).",
 )
 @click.option(
     "--now", "now_text", metavar="ISO", help="Judge as of this time (backfills, tests), e.g. 2026-01-05T12:00:00Z."
@@ -140,6 +144,9 @@ def rollup(every, now_text, site_name, status, limit, chunk_size, as_json):
         return
     now = _parse_now(now_text)
     allowed = _allowed_networks()
+    if every is not None:
+        # A service manager stops the loop with SIGTERM (systemd, docker stop): stop as on Ctrl-C.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             started = time.monotonic()

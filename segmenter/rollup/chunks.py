@@ -25,7 +25,7 @@ from core.db import write_engine
 from core.schema import Event, Site
 from core.times import now_ms
 from segmenter.rollup.fold import fold_chunk
-from segmenter.rollup.judge import evaluate_site, make_everyone_due, segment_sizes
+from segmenter.rollup.judge import judge_site, make_everyone_due, segment_sizes
 from segmenter.rules import definitions
 from segmenter.rules.settings import load_settings
 
@@ -350,7 +350,7 @@ def _judge(engine, summary, now):
             unanalyzed = 0
         with write_engine(engine).begin() as conn:
             planner.without_jit(conn)
-            result = evaluate_site(conn, summary.site_id, settings, now, summary.run_id, limit=batch)
+            result = judge_site(conn, summary.site_id, settings, now, summary.run_id, limit=batch)
             summary.profiles_evaluated += result.profiles_evaluated
             unanalyzed += result.profiles_evaluated
             summary.enters += result.enters

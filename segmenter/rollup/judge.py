@@ -52,7 +52,7 @@ class Evaluation:
     per_segment: dict = field(default_factory=dict)  # name -> {"enters": n, "exits": n}
 
 
-def evaluate_site(
+def judge_site(
     conn: Connection,
     site_id: int,
     settings: Mapping[str, int],

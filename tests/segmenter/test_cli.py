@@ -147,7 +147,8 @@ def test_a_progress_bar_only_on_a_terminal_and_for_a_big_backlog(monkeypatch):
     assert isinstance(commands._progress("shop", 10 * commands.PROGRESS_FROM), commands._NoBar)
 
 
-def test_every_loops_until_interrupted(database_url, engine, shop):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_every_loops_until_interrupted(database_url, engine, shop, stop):
     import os
     import signal
     import subprocess
@@ -162,11 +163,14 @@ def test_every_loops_until_interrupted(database_url, engine, shop):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, COHORTLY_DATABASE_URL=database_url),
+        # A shell without job control starts background jobs with SIGINT ignored, and Python then leaves it
+        # ignored: run the loop as a terminal would, with SIGINT at its default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         wait_for(lambda: _done(engine, shop) >= 3 or loop.poll() is not None, timeout=60, message="three runs")
     finally:
-        loop.send_signal(signal.SIGINT)
+        loop.send_signal(getattr(signal, stop))
         try:
             out, err = loop.communicate(timeout=30)
         except subprocess.TimeoutExpired:
@@ -178,7 +182,7 @@ def test_every_loops_until_interrupted(database_url, engine, shop):
             loop.kill()
             loop.communicate()
             raise AssertionError(
-                f"`cohortly rollup --every` did not stop on SIGINT within 30 s; its stacks:\n{stacks}"
+                f"`cohortly rollup --every` did not stop on {stop} within 30 s; its stacks:\n{stacks}"
             ) from None
     assert loop.returncode == 0, err
     assert "Traceback" not in err and err.rstrip().endswith("Stopped.")
