@@ -11,7 +11,7 @@ linked to a user id folds into `u:<userId>`).
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Table, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid alias).
@@ -348,3 +348,64 @@ class Erasure(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
     erased_at: Mapped[int] = mapped_column(BigInteger)
     counts: Mapped[dict[str, Any]] = mapped_column()
+
+
+class SegmentVersion(Base):
+    """One version of a site-defined segment: created, updated (a new rule) or deleted (no rule). The newest
+    version of a name is the segment as it stands; every version is kept."""
+
+    __tablename__ = "segment_versions"
+    __table_args__ = (Index("ux_segment_versions_name", "site_id", "name", "version", unique=True), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(8))  # create | update | delete
+    description: Mapped[str | None] = mapped_column(Text)
+    rule: Mapped[dict[str, Any] | None] = mapped_column()
+    requires: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    #: Who made the change: "api" (the site's API key) or "cli".
+    created_by: Mapped[str] = mapped_column(String(200))
+    #: When a rollup first judged everyone against this version (its changes carry "definition vN-1 → vN").
+    judged_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Behaviour(Base):
+    """What a site counts per profile for its segments: events named `event` whose properties match `where`,
+    with the sum, minimum and maximum of `property`. Shared by every segment that needs it."""
+
+    __tablename__ = "behaviours"
+    __table_args__ = (Index("ux_behaviours_key", "site_id", "key", unique=True), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"))
+    #: The canonical JSON of (event, where, property): one behaviour per key.
+    key: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(200))
+    where: Mapped[dict[str, Any]] = mapped_column()
+    property: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    #: Events up to this id are counted; a new behaviour starts at 0 and is backfilled by the next rollup.
+    counted_to: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class BehaviourCount(Base):
+    """A behaviour's matching events of one profile in one hour: how many, and the sum (in hundredths), minimum
+    and maximum of the behaviour's property. Folding adds and compares, so chunks may come in any order."""
+
+    __tablename__ = "behaviour_counts"
+    __table_args__ = (Index("ix_behaviour_counts_profile", "site_id", "profile_id"),)
+
+    site_id: Mapped[int] = mapped_column(ForeignKey(FK_SITE, ondelete="CASCADE"), primary_key=True)
+    behaviour_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("behaviours.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile_id: Mapped[str] = mapped_column(PROFILE_ID, primary_key=True)
+    #: Hours since the epoch (UTC): windows are answered to the hour.
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    sum_hundredths: Mapped[int | None] = mapped_column(BigInteger)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)

@@ -80,7 +80,7 @@ def find_site(
     """The site with the given write key, API key, name or id, as a dict; None when unknown.
 
     `bind` is an engine, or a connection the caller goes on using (one per API request)."""
-    if any(isinstance(value, str) and not _storable(value) for value in (write_key, api_key, name)):
+    if any(isinstance(value, str) and not storable(value) for value in (write_key, api_key, name)):
         return None  # no stored key or name holds a NUL or a lone surrogate
     if write_key is not None:
         where = sites.c.write_key == write_key
@@ -99,7 +99,7 @@ def find_site(
     return dict(row._mapping) if row else None
 
 
-def _storable(text):
+def storable(text):
     """Whether both databases can hold (and compare) `text`: no NUL, valid UTF-8."""
     if "\x00" in text:
         return False

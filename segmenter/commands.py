@@ -14,7 +14,6 @@ from core.times import iso
 from segmenter import exports, policy, privacy
 from segmenter.reads import catalog, members
 from segmenter.rollup import job
-from segmenter.rules import definitions
 from segmenter.webhooks import network
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
@@ -284,15 +283,20 @@ def segments_members(site, segment, limit, after):
     The site's policy applies (PRIVACY.md): refused under min_export_size, without consent left out.
     """
     engine = _ready_engine()
-    if segment not in definitions.RULES_BY_NAME:
-        raise click.ClickException(f"No segment named {segment!r}.")
     site_id = _site(engine, site)["id"]
+    _segment_or_fail(engine, site_id, segment)
     settings = _listable(engine, site_id, segment)
     with engine.connect() as conn:
         page = members.member_page(conn, site_id, segment, after=after, limit=min(limit, catalog.PAGE_MAX))
     keep = ("profile_id", "user_id", "email", "traits", "entered_at", "context")
     for member in policy.shown_members(settings, page):
         click.echo(json.dumps({key: member[key] for key in keep}))
+
+
+def _segment_or_fail(engine, site_id, segment):
+    with engine.connect() as conn:
+        if not catalog.segment_exists(conn, site_id, segment):
+            raise click.ClickException(f"No segment named {segment!r}.")
 
 
 def _listable(engine, site_id, segment):
@@ -317,9 +321,8 @@ def segments_export(segment, site_name, format_, output):
     Example: cohortly segments export cart_abandoners --site shop --format csv --output carts.csv
     """
     engine = _ready_engine()
-    if segment not in definitions.RULES_BY_NAME:
-        raise click.ClickException(f"No segment named {segment!r}.")
     site_id = _one_site(engine, site_name)["id"]
+    _segment_or_fail(engine, site_id, segment)
     settings = _listable(engine, site_id, segment)
     rows = policy.shown_members(settings, members.stream_members(engine, site_id, segment))
     for line in exports.export_lines(rows, format_):

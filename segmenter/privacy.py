@@ -26,6 +26,7 @@ state = schema.RollupState.__table__
 erasures = schema.Erasure.__table__
 #: Every table keyed by profile id, in the order an erasure empties them.
 PROFILE_TABLES = (
+    schema.BehaviourCount.__table__,
     schema.ProfileSession.__table__,
     schema.ProfileView.__table__,
     schema.CartLine.__table__,

@@ -6,6 +6,7 @@ The later API and webhooks are meant to call these; each returns plain dicts.
 from sqlalchemy import and_, func, inspect, select
 
 from core import schema, sites
+from segmenter import site_segments
 from segmenter.rules import definitions
 from segmenter.rules.settings import change_settings, load_settings, settings_schema
 
@@ -62,14 +63,15 @@ def describe_settings(settings):
 
 
 def list_segments(engine, site_id):
-    """Every built-in segment of a site: name, description, members, too_small, min_size."""
+    """Every segment of a site: name, kind, description, members, too_small, min_size."""
     settings = site_settings(engine, site_id)
     with engine.connect() as conn:
         return describe_segments(conn, site_id, settings)
 
 
 def describe_segments(conn, site_id, settings):
-    """`list_segments` on an open connection, with the site's settings already loaded."""
+    """`list_segments` on an open connection, with the site's settings already loaded: the built-ins, then the
+    site-defined segments (with `kind` "site", their `version`, `rule` and `requires`)."""
     sizes = dict(
         conn.execute(
             select(memberships.c.segment, func.count())
@@ -78,16 +80,32 @@ def describe_segments(conn, site_id, settings):
         ).all()
     )
     minimum = settings["min_segment_size"]
-    return [
-        {
-            "name": rule.name,
-            "description": definitions.describe(rule, settings),
-            "members": sizes.get(rule.name, 0),
-            "too_small": sizes.get(rule.name, 0) < minimum,
-            "min_size": minimum,
-        }
+
+    def sized(name, **shown):
+        members = sizes.get(name, 0)
+        return {"name": name, **shown, "members": members, "too_small": members < minimum, "min_size": minimum}
+
+    built_in = [
+        sized(rule.name, kind="built_in", description=definitions.describe(rule, settings))
         for rule in definitions.BUILT_IN
     ]
+    defined = [
+        sized(
+            name,
+            kind="site",
+            description=segment["description"] or "",
+            version=segment["version"],
+            rule=segment["rule"],
+            requires=segment["requires"],
+        )
+        for name, segment in site_segments.current(conn, site_id).items()
+    ]
+    return built_in + defined
+
+
+def segment_exists(conn, site_id, name):
+    """Whether the site has a segment `name` now: a built-in one, or one it defined and has not deleted."""
+    return name in definitions.RULES_BY_NAME or name in site_segments.current(conn, site_id)
 
 
 def count_members(conn, site_id, segment, up_to):
@@ -106,8 +124,9 @@ def segment_members(engine, site_id, segment, after=None, limit=100):
 
     Each member: profile_id, user_id, email, traits, entered_at, context.
     """
-    if segment not in definitions.RULES_BY_NAME:
-        raise UnknownSegment(segment)
+    with engine.connect() as conn:
+        if not segment_exists(conn, site_id, segment):
+            raise UnknownSegment(segment)
     m, f = memberships, facts
     query = (
         select(m.c.profile_id, f.c.user_id, f.c.email, f.c.traits, m.c.entered_at, m.c.context)

@@ -24,8 +24,9 @@ from core import locks, planner, schema, sql
 from core.db import write_engine
 from core.schema import Event, Site
 from core.times import now_ms
+from segmenter.rollup import behaviours
 from segmenter.rollup.fold import fold_chunk
-from segmenter.rollup.judge import judge_site, make_everyone_due, segment_sizes
+from segmenter.rollup.judge import judge_defined, judge_site, make_everyone_due, segment_sizes
 from segmenter.rules import definitions
 from segmenter.rules.settings import load_settings
 
@@ -175,6 +176,7 @@ def _start(engine, summary, started_at):
 
 
 def _fold_backlog(engine, summary, clock, chunk_size, progress):
+    behaviours.backfill(engine, summary.site_id, summary.watermark_to)  # new behaviours count the stored events
     ceiling = locks.safe_max_id(engine, events)
     if progress is not None:
         with engine.connect() as conn:
@@ -248,6 +250,7 @@ def _fold_next_chunk(engine, summary, ceiling, chunk_size, now):
             return 0
         try:
             folded = fold_chunk(conn, summary.site_id, lo, hi, now, summary.run_id)
+            behaviours.count_chunk(conn, summary.site_id, lo, hi, rebuilt=folded.profiles_rebuilt > 0)
         except Exception as err:  # the transaction rolls back: nothing of the chunk stays
             raise FoldFailed(lo, hi, err) from err
         _advance(conn, summary, lo, hi)
@@ -362,6 +365,10 @@ def _judge(engine, summary, now):
                 continue
             if known != fingerprint:  # only once everyone has been judged by the new settings
                 conn.execute(update(state).where(state.c.site_id == summary.site_id).values(settings_hash=fingerprint))
+            defined = judge_defined(conn, summary.site_id, now, summary.run_id)
+            summary.enters += defined.enters
+            summary.exits += defined.exits
+            per_segment.update(defined.per_segment)
             summary.now = now
             sizes = segment_sizes(conn, summary.site_id)
             minimum = settings["min_segment_size"]

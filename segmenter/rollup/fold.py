@@ -93,7 +93,7 @@ def fold_chunk(conn: Connection, site_id: int, lo: int, hi: int, now: int, run_i
     return FoldResult(read, touched, rebuilt, merged)
 
 
-def _event_time():
+def event_time():
     """The event's time clamped into the range that renders (core.times): a stored absurd time (an
     old database, a direct insert) folds as the nearest end, so window arithmetic never overflows."""
     at = events.c.timestamp
@@ -117,13 +117,13 @@ def _collect_links():
     both = select(
         events.c.anonymous_id.label("anonymous_id"),
         events.c.user_id,
-        _event_time().label("at"),
+        event_time().label("at"),
         events.c.message_id,
     ).where(in_chunk, events.c.anonymous_id.is_not(None))
     aliased = select(
         events.c.previous_id,
         events.c.user_id,
-        _event_time(),
+        event_time(),
         events.c.message_id,
     ).where(in_chunk, events.c.type == "alias", events.c.previous_id.is_not(None))
     links = union_all(both, aliased).subquery()
@@ -229,7 +229,7 @@ def _forget_affected():
 # --- loading events --------------------------------------------------------------------
 
 
-def _resolved():
+def resolved_events():
     """events LEFT JOIN identities, and each event's profile id."""
     joined = events.outerjoin(
         identities, and_(identities.c.site_id == events.c.site_id, identities.c.anonymous_id == events.c.anonymous_id)
@@ -264,7 +264,7 @@ def _real(dialect):
 def _raw(dialect, where):
     """Each event once, with its profile and its JSON parsed once (a materialized CTE): on SQLite
     each needed property extracted, on PostgreSQL the properties as jsonb."""
-    joined, profile = _resolved()
+    joined, profile = resolved_events()
     e = events.c
     is_product = and_(e.type == "track", e.event.in_(definitions.PRODUCT_EVENTS))
     is_order = and_(e.type == "track", e.event == definitions.ORDER_COMPLETED)
@@ -272,7 +272,7 @@ def _raw(dialect, where):
     columns = [
         profile.label("profile_id"),
         e.message_id,
-        _event_time().label("at"),
+        event_time().label("at"),
         e.type,
         case((e.type == "track", e.event)).label("event"),
         or_(e.type.in_(("page", "screen")), and_(e.type == "track", e.event.not_in(definitions.EMAIL_EVENTS))).label(
@@ -368,6 +368,14 @@ def _load(dialect, where):
 @cache
 def _load_chunk(dialect):
     return _load(dialect, and_(events.c.id > LO, events.c.id <= HI))
+
+
+def rebuild_scope():
+    """The stored events of the profiles being rebuilt (`fold_affected`): those of their user ids, and the
+    anonymous ones of the anonymous ids linked to them."""
+    users = select(fold_affected.c.user_id).where(fold_affected.c.user_id.is_not(None))
+    linked = select(identities.c.anonymous_id).where(identities.c.site_id == SITE, identities.c.user_id.in_(users))
+    return or_(events.c.user_id.in_(users), and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(linked)))
 
 
 @cache

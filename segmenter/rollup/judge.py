@@ -24,14 +24,19 @@ from sqlalchemy import (
     insert,
     literal,
     not_,
+    null,
+    or_,
     select,
     update,
 )
 
 from core import locks, planner, schema, sql
+from segmenter import site_segments
 from segmenter.rollup.fold_sql import NOW, RUN, SITE, execute_counting
 from segmenter.rollup.scratch import JUDGING, judge_due, prepare
-from segmenter.rules import definitions
+from segmenter.rules import definitions, site_meaning
+from segmenter.rules.grammar import references
+from segmenter.rules.site_sql import SiteRuleCompiler
 from segmenter.rules.sql import RuleCompiler
 
 facts = schema.ProfileFact.__table__
@@ -193,3 +198,134 @@ def segment_sizes(conn: Connection, site_id: int) -> dict[str, int]:
         .group_by(memberships.c.segment)
     )
     return dict(rows.all())
+
+
+# --- site-defined segments ------------------------------------------------------------------------------
+versions = schema.SegmentVersion.__table__
+behaviour_table = schema.Behaviour.__table__
+
+
+def judge_defined(conn: Connection, site_id: int, now: int, run_id: int) -> Evaluation:
+    """Judge every profile of the site against each site-defined segment (those another refers to first), and
+    let the members of deleted segments go. A version judged for the first time gives its changes the reason
+    `definition vN → vN+1` and the time of the edit."""
+    dialect = conn.dialect.name
+    defined = site_segments.current(conn, site_id)
+    result = Evaluation()
+    params = {"site": site_id, "now": now, "run": run_id}
+    counters = dict(
+        conn.execute(
+            select(behaviour_table.c.key, behaviour_table.c.id).where(behaviour_table.c.site_id == site_id)
+        ).all()
+    )
+    compiler = SiteRuleCompiler(dialect, lambda node: counters[site_segments.key_of(_behaviour_of(node))])
+    locks.lock_for_ordered_ids(conn, changes)
+    for name in _in_reference_order(defined):
+        segment = defined[name]
+        words = site_meaning.words(segment["rule"])
+        first = _first_judgment(conn, site_id, segment)
+        at = literal(segment["created_at"], BigInteger) if first else NOW
+        note = "" if not first else ("defined (v1): " if segment["version"] == 1 else f"{first}: ")
+        judged = compiler.holds(segment["requires"]) if segment["requires"] else literal(True)
+        member = compiler.holds(segment["rule"])
+        entered, exited = _move(conn, params, name, judged, member, at, note + words, note + "no longer: " + words)
+        result.per_segment[name] = {"enters": entered, "exits": exited}
+        result.enters += entered
+        result.exits += exited
+        if first:
+            conn.execute(
+                update(versions)
+                .where(
+                    versions.c.site_id == site_id,
+                    versions.c.name == name,
+                    versions.c.version == segment["version"],
+                )
+                .values(judged_at=now)
+            )
+    for name, version in _deleted_with_members(conn, site_id, set(defined)):
+        _, exited = _move(conn, params, name, literal(True), literal(False), NOW, "", f"segment deleted (v{version})")
+        result.exits += exited
+    return result
+
+
+def _move(conn, params, name, judged, member, at, enter_reason, exit_reason):
+    """Enter the judged profiles that are members and not yet in; exit the judged members no longer members."""
+    f, m = facts, memberships
+    params = {**params, "before": conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)))}
+    in_segment = exists().where(m.c.site_id == f.c.site_id, m.c.segment == name, m.c.profile_id == f.c.profile_id)
+    entering = (
+        select(
+            f.c.site_id, literal(name), f.c.profile_id, literal("enter"), at, NOW, literal(enter_reason), null(), RUN
+        )
+        .where(f.c.site_id == SITE, judged, member, ~in_segment)
+        .order_by(f.c.profile_id)
+    )
+    leaving = (
+        select(
+            m.c.site_id, m.c.segment, m.c.profile_id, literal("exit"), at, NOW, literal(exit_reason), m.c.context, RUN
+        )
+        .select_from(m.outerjoin(f, and_(f.c.site_id == m.c.site_id, f.c.profile_id == m.c.profile_id)))
+        .where(m.c.site_id == SITE, m.c.segment == name, or_(f.c.profile_id.is_(None), and_(judged, not_(member))))
+        .order_by(m.c.profile_id)
+    )
+    entered = execute_counting(conn, insert(changes).from_select(CHANGE_COLUMNS, entering), params)
+    exited = execute_counting(conn, insert(changes).from_select(CHANGE_COLUMNS, leaving), params)
+    this = and_(changes.c.id > BEFORE, changes.c.segment == name, changes.c.site_id == SITE)
+    if exited:
+        gone = select(changes.c.profile_id).where(this, changes.c.change == "exit")
+        conn.execute(delete(m).where(m.c.site_id == SITE, m.c.segment == name, m.c.profile_id.in_(gone)), params)
+    if entered:
+        new = select(changes.c.site_id, changes.c.segment, changes.c.profile_id, changes.c.at, changes.c.context)
+        conn.execute(
+            insert(m).from_select(
+                ["site_id", "segment", "profile_id", "entered_at", "context"],
+                new.where(this, changes.c.change == "enter"),
+            ),
+            params,
+        )
+    return entered, exited
+
+
+def _behaviour_of(node):
+    measured = next((node[key]["property"] for key in ("sum", "min", "max") if key in node), None)
+    return {"event": node["event"], "where": node.get("where", {}), "property": measured}
+
+
+def _first_judgment(conn, site_id, segment):
+    """ "" unless this version has not been judged yet: then "definition vN → vN+1" (truthy)."""
+    judged_at = conn.scalar(
+        select(versions.c.judged_at).where(
+            versions.c.site_id == site_id, versions.c.name == segment["name"], versions.c.version == segment["version"]
+        )
+    )
+    if judged_at is not None:
+        return ""
+    return f"definition v{segment['version'] - 1} → v{segment['version']}"
+
+
+def _in_reference_order(defined):
+    """The names of the site-defined segments, each after the ones it refers to."""
+    order, seen = [], set()
+
+    def visit(name):
+        if name in seen or name not in defined:
+            return
+        seen.add(name)
+        segment = defined[name]
+        for other in sorted(references(segment["rule"]) | references(segment["requires"] or {})):
+            visit(other)
+        order.append(name)
+
+    for name in sorted(defined):
+        visit(name)
+    return order
+
+
+def _deleted_with_members(conn, site_id, defined):
+    """(name, version) of each deleted site-defined segment that still has members."""
+    holding = set(conn.scalars(select(memberships.c.segment).where(memberships.c.site_id == site_id).distinct()).all())
+    return [
+        (row["name"], row["version"])
+        for row in site_segments.newest_versions(conn, site_id)
+        if row["action"] == "delete" and row["name"] in holding and row["name"] not in defined
+    ]

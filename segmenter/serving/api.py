@@ -9,6 +9,7 @@ from flask import request, send_from_directory
 from flask_smorest import Api
 
 from core.errors import APIError, error_response, http_error
+from segmenter.rules import grammar
 from segmenter.serving import profiles, segments, visitor, webhooks
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -67,6 +68,8 @@ def init_app(app):
     api = CohortlyApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("writeKey", {"type": "apiKey", "in": "query", "name": "writeKey"})
+    for name, schema in grammar.openapi_components().items():  # the grammar of site-defined segments
+        api.spec.components.schema(name, schema)
     for resource in (segments, profiles, webhooks, visitor):
         api.register_blueprint(resource.bp)
     app.extensions["cohortly_api"] = api

@@ -1,8 +1,11 @@
 """Checks every API request passes before its route runs: the API key, and no NUL in a path or query."""
 
+import json
+from typing import Any
+
 from flask import request
 
-from core import auth
+from core import auth, sites
 from core.errors import APIError
 
 
@@ -20,3 +23,28 @@ def reject_nul():
     }
     if bad:
         raise APIError(422, "invalid_request", "The request's arguments are not valid.", bad)
+
+
+def json_body() -> Any:
+    """The request's JSON body: 400 when it is not JSON, 422 when it nests past what the parser recurses into or
+    holds a string that neither database can store (a NUL, a lone surrogate)."""
+    try:
+        body = json.loads(request.get_data(cache=True) or b"")
+    except RecursionError:
+        raise APIError(
+            422, "invalid_request", "The JSON body is nested too deeply.", {"json": ["Nested too deeply."]}
+        ) from None
+    except ValueError:
+        raise APIError(400, "invalid_json", "The body is not valid JSON.") from None
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and not sites.storable(value):
+            problem = "A string holds a NUL or a lone surrogate, which cannot be stored."
+            raise APIError(422, "invalid_request", problem, {"json": [problem]})
+    return body

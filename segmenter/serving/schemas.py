@@ -65,6 +65,8 @@ class ChangesQuery(Schema):
 
 class SegmentSchema(Schema):
     name = fields.String()
+    kind = fields.String(metadata={"description": "built_in, or site (defined by the site: POST /api/v1/segments)"})
+    version = fields.Integer(metadata={"description": "A site-defined segment's current version"})
     description = fields.String()
     definition = fields.Dict(metadata={"description": "The rule as data: minimum data (requires) and conditions"})
     thresholds = fields.Dict(metadata={"description": "The site's settings the rule uses, as written (2h, 7d, 10)"})
@@ -78,6 +80,23 @@ class SegmentSchema(Schema):
 
 class SegmentListSchema(Schema):
     segments = fields.List(fields.Nested(SegmentSchema))
+
+
+class SegmentVersionSchema(Schema):
+    """One version of a site-defined segment."""
+
+    name = fields.String()
+    version = fields.Integer()
+    action = fields.String(metadata={"description": "create, update or delete"})
+    description = fields.String(allow_none=True)
+    rule = fields.Raw(allow_none=True, metadata={"description": "The rule (none for a delete)"})
+    requires = fields.Raw(allow_none=True)
+    created_at = Time()
+    created_by = fields.String(metadata={"description": "api (the site's API key) or cli"})
+
+
+class SegmentVersionListSchema(Schema):
+    versions = fields.List(fields.Nested(SegmentVersionSchema))
 
 
 class MemberSchema(Schema):

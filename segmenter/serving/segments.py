@@ -5,15 +5,16 @@ import time
 from flask import Response, current_app, g, jsonify, stream_with_context
 from flask_smorest import Blueprint
 
+from core import times
 from core.db import close_connection, connection, get_engine
 from core.errors import APIError
 from core.times import to_ms
-from segmenter import policy
+from segmenter import policy, site_segments
 from segmenter.exports import csv_lines, in_blocks, member_record, ndjson_lines
 from segmenter.reads import catalog, members
 from segmenter.rules import definitions
 from segmenter.rules.settings import load_settings
-from segmenter.serving.guards import reject_nul, require_api_key
+from segmenter.serving.guards import json_body, reject_nul, require_api_key
 from segmenter.serving.schemas import (
     ChangePageSchema,
     ChangesQuery,
@@ -22,17 +23,23 @@ from segmenter.serving.schemas import (
     MembersQuery,
     SegmentListSchema,
     SegmentSchema,
+    SegmentVersionListSchema,
+    SegmentVersionSchema,
 )
 
 bp = Blueprint("segments", __name__, url_prefix="/api/v1", description="Segments, members and changes (API key).")
 bp.before_request(require_api_key)
 bp.before_request(reject_nul)
+#: A segment definition, as the grammar in the OpenAPI document's components describes it.
+DEFINITION_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SegmentDefinition"}}},
+}
 
 
 def _segment_or_404(name):
-    if name not in definitions.RULES_BY_NAME:
+    if not catalog.segment_exists(connection(), g.api_site["id"], name):
         raise APIError(404, "unknown_segment", f"No segment named {name!r}.")
-    return definitions.RULES_BY_NAME[name]
 
 
 @bp.route("/segments")
@@ -50,6 +57,70 @@ def get_segment(name):
     return next(segment for segment in _segments() if segment["name"] == name)
 
 
+@bp.route("/segments", methods=["POST"])
+@bp.doc(requestBody=DEFINITION_BODY)
+@bp.response(201, SegmentVersionSchema)
+def create_segment():
+    """Define a segment: `{"name", "description", "rule", "requires"}` (the grammar: SegmentDefinition). Its
+    members are judged at the next rollup, events stored before it counted."""
+    try:
+        return site_segments.create(get_engine(), g.api_site["id"], json_body(), "api", times.now_ms())
+    except site_segments.SegmentExists as err:
+        raise APIError(409, "segment_exists", f"A segment named {err} exists: PUT to change it.") from None
+    except site_segments.InvalidDefinition as err:
+        raise _invalid(err) from None
+
+
+@bp.route("/segments/<name>", methods=["PUT"])
+@bp.doc(requestBody=DEFINITION_BODY)
+@bp.response(200, SegmentVersionSchema)
+def update_segment(name):
+    """Replace a site-defined segment's rule: a new version. Everyone is judged again at the next rollup; enters
+    and exits carry the reason `definition vN → vN+1`."""
+    try:
+        return site_segments.update(get_engine(), g.api_site["id"], name, json_body(), "api", times.now_ms())
+    except site_segments.BuiltInSegment:
+        raise _built_in(name) from None
+    except site_segments.UnknownSegment:
+        raise APIError(404, "unknown_segment", f"No site-defined segment named {name!r}.") from None
+    except site_segments.InvalidDefinition as err:
+        raise _invalid(err) from None
+
+
+@bp.route("/segments/<name>", methods=["DELETE"])
+@bp.response(200, SegmentVersionSchema)
+def delete_segment(name):
+    """Delete a site-defined segment. Its members exit at the next rollup; its versions and changes stay."""
+    try:
+        return site_segments.delete(get_engine(), g.api_site["id"], name, "api", times.now_ms())
+    except site_segments.BuiltInSegment:
+        raise _built_in(name) from None
+    except site_segments.UnknownSegment:
+        raise APIError(404, "unknown_segment", f"No site-defined segment named {name!r}.") from None
+    except site_segments.InvalidDefinition as err:
+        raise APIError(409, "segment_in_use", err.problems["/name"]) from None
+
+
+@bp.route("/segments/<name>/versions")
+@bp.response(200, SegmentVersionListSchema)
+def segment_versions(name):
+    """Every version of a site-defined segment, oldest first (deleted ones too)."""
+    try:
+        return {"versions": site_segments.history(connection(), g.api_site["id"], name)}
+    except site_segments.UnknownSegment:
+        raise APIError(404, "unknown_segment", f"No site-defined segment named {name!r}.") from None
+
+
+def _invalid(err, status=422, code="invalid_segment"):
+    return APIError(status, code, "The segment definition is not valid: see `fields` (JSON pointers).", err.problems)
+
+
+def _built_in(name):
+    return APIError(
+        403, "built_in_segment", f"{name} is built in: change its thresholds with `cohortly sites configure`."
+    )
+
+
 def _segments():
     conn, site_id = connection(), g.api_site["id"]
     settings = load_settings(g.api_site["settings"])
@@ -59,11 +130,17 @@ def _segments():
     stale_after = current_app.config["STALE_AFTER"]
     found = []
     for segment in catalog.describe_segments(conn, site_id, settings):
-        rule = definitions.RULES_BY_NAME[segment["name"]]
-        definition, used = rule_definition(rule, shown)
+        if segment["kind"] == "built_in":
+            definition, used = rule_definition(definitions.RULES_BY_NAME[segment["name"]], shown)
+            extra = {}
+        else:
+            definition, used = {"rule": segment["rule"], "requires": segment["requires"]}, []
+            extra = {"version": segment["version"]}
         found.append(
             {
-                "name": rule.name,
+                "name": segment["name"],
+                "kind": segment["kind"],
+                **extra,
                 "description": segment["description"],
                 "definition": definition,
                 "thresholds": {name: shown[name] for name in used},

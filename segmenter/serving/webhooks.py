@@ -6,9 +6,9 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from core import times
-from core.db import get_engine
+from core.db import connection, get_engine
 from core.errors import APIError
-from segmenter.rules import definitions
+from segmenter.reads import catalog
 from segmenter.serving.guards import reject_nul, require_api_key
 from segmenter.serving.schemas import (
     DeliveryListSchema,
@@ -66,7 +66,10 @@ def _or_404(call, *args):
 @bp.response(201, WebhookSchema)
 def create(args):
     """Register a receiver for enters and exits; the answer holds the signing secret, once."""
-    unknown = sorted(set(args["segments"] or ()) - set(definitions.RULES_BY_NAME))
+    conn = connection()
+    unknown = sorted(
+        name for name in args["segments"] or () if not catalog.segment_exists(conn, g.api_site["id"], name)
+    )
     if unknown:
         raise APIError(422, "invalid_request", "Unknown segments.", {"segments": unknown})
     try:
