@@ -130,8 +130,7 @@ def behaviour_keys(rule: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
         node = stack.pop()
         stack.extend(node.get("all", []) + node.get("any", []) + ([node["not"]] if "not" in node else []))
         if "event" in node:
-            measured = next((node[key]["property"] for key in AGGREGATES if key in node), None)
-            yield {"event": node["event"], "where": node.get("where", {}), "property": measured}
+            yield behaviour_of(node)
 
 
 def key_of(behaviour: Mapping[str, Any]) -> str:
@@ -169,11 +168,12 @@ def _save(conn: Connection, site_id: int, definition: dict, action: str, by: str
     }
     conn.execute(insert(versions).values(**row))
     for behaviour in [*behaviour_keys(row["rule"]), *behaviour_keys(row["requires"])]:
-        _register(conn, site_id, behaviour, now)
+        register(conn, site_id, behaviour, now)
     return _shown(row)
 
 
-def _register(conn: Connection, site_id: int, behaviour: dict[str, Any], now: int) -> None:
+def register(conn: Connection, site_id: int, behaviour: dict[str, Any], now: int) -> None:
+    """Count `behaviour` for the site from now on (backfilled by the next rollup), unless it is counted already."""
     key = key_of(behaviour)
     known = conn.scalar(select(behaviours.c.id).where(behaviours.c.site_id == site_id, behaviours.c.key == key))
     if known is None:
@@ -203,3 +203,9 @@ def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "created_by": row["created_by"],
     }
+
+
+def behaviour_of(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The behaviour a behaviour condition counts: {event, where, property}."""
+    measured = next((node[key]["property"] for key in AGGREGATES if key in node), None)
+    return {"event": node["event"], "where": node.get("where", {}), "property": measured}

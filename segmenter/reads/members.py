@@ -47,7 +47,7 @@ def member_page(conn, site_id, segment, after=None, limit=100, entered_since=Non
         }
         for profile_id, user_id, email, traits, entered_at, context in conn.execute(query)
     ]
-    _add_anonymous_ids(conn, site_id, rows)
+    add_anonymous_ids(conn, site_id, rows)
     return rows
 
 
@@ -55,7 +55,7 @@ def _decoded(text):
     return None if text is None else json.loads(text)
 
 
-def _add_anonymous_ids(conn, site_id, rows):
+def add_anonymous_ids(conn, site_id, rows):
     """Each member's anonymous ids: its own for an anonymous profile, the linked ones for a user."""
     users = {row["profile_id"][2:] for row in rows if row["profile_id"].startswith("u:")}
     linked = {}

@@ -45,6 +45,20 @@ def of_site(conn: Connection, site_id: int) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+def ids_by_key(conn: Connection, site_id: int) -> dict[str, int]:
+    """{behaviour key: counter id} of the site."""
+    return dict(conn.execute(select(behaviours.c.key, behaviours.c.id).where(behaviours.c.site_id == site_id)).all())
+
+
+def catch_up(conn: Connection, site_id: int, watermark: int) -> None:
+    """In the caller's transaction, count the events up to `watermark` for the behaviours behind it."""
+    for behaviour in of_site(conn, site_id):
+        if behaviour["counted_to"] < watermark:
+            params = {"site": site_id, "lo": behaviour["counted_to"], "hi": watermark}
+            _count(conn, behaviour, params, and_(events.c.id > LO, events.c.id <= HI))
+            conn.execute(update(behaviours).where(behaviours.c.id == behaviour["id"]).values(counted_to=watermark))
+
+
 def backfill(engine: Engine, site_id: int, watermark: int) -> int:
     """Count the stored events up to `watermark` for every behaviour not caught up with it; returns how many
     behaviours were brought up to date. Runs under the site's rollup lock, before the chunks fold."""

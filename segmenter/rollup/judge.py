@@ -32,6 +32,7 @@ from sqlalchemy import (
 
 from core import locks, planner, schema, sql
 from segmenter import site_segments
+from segmenter.rollup import behaviours
 from segmenter.rollup.fold_sql import NOW, RUN, SITE, execute_counting
 from segmenter.rollup.scratch import JUDGING, judge_due, prepare
 from segmenter.rules import definitions, site_meaning
@@ -202,7 +203,6 @@ def segment_sizes(conn: Connection, site_id: int) -> dict[str, int]:
 
 # --- site-defined segments ------------------------------------------------------------------------------
 versions = schema.SegmentVersion.__table__
-behaviour_table = schema.Behaviour.__table__
 
 
 def judge_defined(conn: Connection, site_id: int, now: int, run_id: int) -> Evaluation:
@@ -213,12 +213,8 @@ def judge_defined(conn: Connection, site_id: int, now: int, run_id: int) -> Eval
     defined = site_segments.current(conn, site_id)
     result = Evaluation()
     params = {"site": site_id, "now": now, "run": run_id}
-    counters = dict(
-        conn.execute(
-            select(behaviour_table.c.key, behaviour_table.c.id).where(behaviour_table.c.site_id == site_id)
-        ).all()
-    )
-    compiler = SiteRuleCompiler(dialect, lambda node: counters[site_segments.key_of(_behaviour_of(node))])
+    counters = behaviours.ids_by_key(conn, site_id)
+    compiler = SiteRuleCompiler(dialect, lambda node: counters[site_segments.key_of(site_segments.behaviour_of(node))])
     locks.lock_for_ordered_ids(conn, changes)
     for name in _in_reference_order(defined):
         segment = defined[name]
@@ -284,11 +280,6 @@ def _move(conn, params, name, judged, member, at, enter_reason, exit_reason):
             params,
         )
     return entered, exited
-
-
-def _behaviour_of(node):
-    measured = next((node[key]["property"] for key in ("sum", "min", "max") if key in node), None)
-    return {"event": node["event"], "where": node.get("where", {}), "property": measured}
 
 
 def _first_judgment(conn, site_id, segment):

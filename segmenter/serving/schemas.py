@@ -238,3 +238,16 @@ class ErasureSchema(Schema):
     erased = fields.Dict(
         keys=fields.String(), values=fields.Integer(), metadata={"description": "Rows deleted per table"}
     )
+
+
+class PreviewSchema(Schema):
+    """What a rule would give now."""
+
+    size = fields.Integer()
+    too_small = fields.Boolean(metadata={"description": "Fewer members than the site's min_segment_size"})
+    sample = fields.List(fields.Nested(MemberSchema), metadata={"description": "Up to 10 members, by profile id"})
+    sample_withheld = fields.String(
+        allow_none=True, metadata={"description": "Why no sample is shown (under the site's min_export_size)"}
+    )
+    enters = fields.Integer(allow_none=True, metadata={"description": "Against the named segment's members now"})
+    exits = fields.Integer(allow_none=True)

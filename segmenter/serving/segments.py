@@ -11,7 +11,7 @@ from core.errors import APIError
 from core.times import to_ms
 from segmenter import policy, site_segments
 from segmenter.exports import csv_lines, in_blocks, member_record, ndjson_lines
-from segmenter.reads import catalog, members
+from segmenter.reads import catalog, members, preview
 from segmenter.rules import definitions
 from segmenter.rules.settings import load_settings
 from segmenter.serving.guards import json_body, reject_nul, require_api_key
@@ -21,6 +21,7 @@ from segmenter.serving.schemas import (
     ExportQuery,
     MemberPageSchema,
     MembersQuery,
+    PreviewSchema,
     SegmentListSchema,
     SegmentSchema,
     SegmentVersionListSchema,
@@ -34,6 +35,22 @@ bp.before_request(reject_nul)
 DEFINITION_BODY = {
     "required": True,
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SegmentDefinition"}}},
+}
+PREVIEW_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "rule": {"$ref": "#/components/schemas/SegmentRule"},
+                    "requires": {"$ref": "#/components/schemas/SegmentRule"},
+                    "name": {"type": "string", "description": "An existing segment to compare with"},
+                },
+                "required": ["rule"],
+            }
+        }
+    },
 }
 
 
@@ -69,6 +86,21 @@ def create_segment():
         raise APIError(409, "segment_exists", f"A segment named {err} exists: PUT to change it.") from None
     except site_segments.InvalidDefinition as err:
         raise _invalid(err) from None
+
+
+@bp.route("/segments/preview", methods=["POST"])
+@bp.doc(requestBody=PREVIEW_BODY)
+@bp.response(200, PreviewSchema)
+def preview_segment():
+    """What a rule would give now, before saving it: `{"rule", "requires"?, "name"?}` answers the size, a sample
+    (under the site's policy) and, with the name of an existing segment, the enters and exits against it."""
+    settings = load_settings(g.api_site["settings"])
+    try:
+        return preview.preview(get_engine(), g.api_site["id"], json_body(), settings, times.now_ms())
+    except site_segments.InvalidDefinition as err:
+        raise _invalid(err) from None
+    except preview.Busy as err:
+        raise APIError(503, "busy", str(err), headers={"Retry-After": "5"}) from None
 
 
 @bp.route("/segments/<name>", methods=["PUT"])

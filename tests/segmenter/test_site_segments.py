@@ -241,3 +241,53 @@ def _ms(text):
     from datetime import datetime
 
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def test_a_preview_gives_the_size_of_the_next_rollup_and_saves_nothing(client, engine, small_k):
+    site = small_k
+    auth = bearer(site["api_key"])
+    shoppers(engine, site["site_id"])
+    run_rollup(engine, now=T0 + HOUR, site_id=site["site_id"])
+    before = stored(engine)
+    rule = {"event": "Product Viewed", "where": {"category": {"prefix": "Sho"}}, "count": {"gte": 2}}
+    answer = client.post("/api/v1/segments/preview", json={"rule": rule}, headers=auth)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["size"] == 2 and answer.json["enters"] is None
+    assert [member["profile_id"] for member in answer.json["sample"]] == ["a:anon-1", "a:anon-2"]
+    assert answer.json["sample"][0]["anonymous_ids"] == ["anon-1"]
+    assert stored(engine) == before  # the behaviour it counted for the preview is not kept
+    client.post("/api/v1/segments", json={"name": "shoe_browsers", "rule": rule}, headers=auth)
+    run_rollup(engine, now=T0 + 2 * HOUR, site_id=site["site_id"])
+    assert len(members(client, site, "shoe_browsers")) == answer.json["size"]
+
+
+def test_a_preview_against_a_segment_counts_its_enters_and_exits(client, engine, small_k):
+    site = small_k
+    auth = bearer(site["api_key"])
+    shoppers(engine, site["site_id"])
+    client.post("/api/v1/segments", json=SHOE_FANS, headers=auth)
+    run_rollup(engine, now=T0 + HOUR, site_id=site["site_id"])
+    hats = {"event": "Product Viewed", "where": {"category": "Hats"}, "count": {"gte": 3}}
+    answer = client.post("/api/v1/segments/preview", json={"rule": hats, "name": "shoe_fans"}, headers=auth)
+    assert (answer.json["size"], answer.json["enters"], answer.json["exits"]) == (1, 1, 1)
+
+
+def test_a_preview_follows_the_policy_and_refuses_bad_rules(client, engine, site):
+    from segmenter.reads.catalog import configure_site
+
+    configure_site(engine, site["site_id"], {"min_export_size": "3"})
+    auth = bearer(site["api_key"])
+    shoppers(engine, site["site_id"])
+    run_rollup(engine, now=T0 + HOUR, site_id=site["site_id"])
+    rule = {"event": "Product Viewed", "where": {"category": "Shoes"}, "count": {"gte": 3}}  # no window: now is today
+    answer = client.post("/api/v1/segments/preview", json={"rule": rule}, headers=auth)
+    assert answer.json["size"] == 1 and answer.json["too_small"] is True
+    assert answer.json["sample"] == [] and "at least 3" in answer.json["sample_withheld"]
+    for body, field in (
+        ({"rule": {"event": "A", "within": "soon"}}, "/rule/within"),
+        ({"rule": {"event": "A"}, "name": "nope"}, "/name"),
+        ({"rule": {"event": "A"}, "extra": 1}, "/extra"),
+        ({}, ""),
+    ):
+        refused = client.post("/api/v1/segments/preview", json=body, headers=auth)
+        assert refused.status_code == 422 and field in refused.json["error"]["fields"], refused.json
