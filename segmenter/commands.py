@@ -11,9 +11,10 @@ from marshmallow import ValidationError
 
 from core import sites, times
 from core.times import iso
-from segmenter import exports, policy, privacy
-from segmenter.reads import catalog, members
+from segmenter import exports, policy, privacy, site_segments
+from segmenter.reads import catalog, members, preview
 from segmenter.rollup import job
+from segmenter.rules.settings import load_settings
 from segmenter.webhooks import network
 
 PROGRESS_FROM = 10_000  # events: smaller backlogs finish before a bar is worth drawing
@@ -270,6 +271,107 @@ def segments_list(site):
     for segment in catalog.list_segments(engine, _site(engine, site)["id"]):
         mark = "  (under the minimum size)" if segment["too_small"] and segment["members"] else ""
         click.echo(f"{segment['name']:<20} {segment['members']:>8}  {segment['description']}{mark}")
+
+
+def _definition_file(file):
+    """The JSON of --file, or a clear error."""
+    try:
+        return json.load(file)
+    except (ValueError, RecursionError) as err:
+        raise click.ClickException(f"{file.name} is not JSON: {err}") from None
+
+
+def _segment_change(call):
+    """Run a definition change; print the version made as JSON, or the problems one a line."""
+    try:
+        saved = call()
+    except site_segments.InvalidDefinition as err:
+        raise click.ClickException(
+            "The definition is not valid:\n"
+            + "\n".join(f"  {where or '/'}: {why}" for where, why in err.problems.items())
+        ) from None
+    except (site_segments.SegmentExists, site_segments.UnknownSegment, site_segments.BuiltInSegment) as err:
+        kind = {"SegmentExists": "exists already", "UnknownSegment": "is not a site-defined segment"}
+        raise click.ClickException(
+            f"{err} " + kind.get(type(err).__name__, "is built in: change it with `cohortly sites configure`")
+        ) from None
+    click.echo(json.dumps({**saved, "created_at": iso(saved["created_at"])}))
+
+
+@segments.command("create")
+@click.argument("site")
+@click.option("--file", "file", type=click.File("r", encoding="utf-8"), required=True, help="The definition (JSON).")
+def segments_create(site, file):
+    """Define a segment from a JSON file: {"name", "description", "rule", "requires"} (docs/segments.md).
+
+    Example: cohortly segments create shop --file shoe_fans.json
+    """
+    engine = _ready_engine()
+    site_id = _site(engine, site)["id"]
+    definition = _definition_file(file)
+    _segment_change(lambda: site_segments.create(engine, site_id, definition, "cli", times.now_ms()))
+
+
+@segments.command("update")
+@click.argument("site")
+@click.argument("name")
+@click.option("--file", "file", type=click.File("r", encoding="utf-8"), required=True, help="The new definition.")
+def segments_update(site, name, file):
+    """Replace the rule of SITE's segment NAME: a new version, judged at the next rollup."""
+    engine = _ready_engine()
+    site_id = _site(engine, site)["id"]
+    definition = _definition_file(file)
+    _segment_change(lambda: site_segments.update(engine, site_id, name, definition, "cli", times.now_ms()))
+
+
+@segments.command("delete")
+@click.argument("site")
+@click.argument("name")
+def segments_delete(site, name):
+    """Delete SITE's segment NAME: its members exit at the next rollup; its versions stay."""
+    engine = _ready_engine()
+    site_id = _site(engine, site)["id"]
+    _segment_change(lambda: site_segments.delete(engine, site_id, name, "cli", times.now_ms()))
+
+
+@segments.command("versions")
+@click.argument("site")
+@click.argument("name")
+def segments_versions(site, name):
+    """Every version of SITE's segment NAME as JSON lines, oldest first."""
+    engine = _ready_engine()
+    site_id = _site(engine, site)["id"]
+    with engine.connect() as conn:
+        try:
+            found = site_segments.history(conn, site_id, name)
+        except site_segments.UnknownSegment:
+            raise click.ClickException(f"{name} is not a site-defined segment.") from None
+    for version in found:
+        click.echo(json.dumps({**version, "created_at": iso(version["created_at"])}))
+
+
+@segments.command("preview")
+@click.argument("site")
+@click.option("--file", "file", type=click.File("r", encoding="utf-8"), required=True, help='{"rule", "requires"?}')
+@click.option("--against", "name", metavar="SEGMENT", help="Count the enters and exits against this segment.")
+def segments_preview(site, file, name):
+    """What a rule would give now: size, a sample (under the site's policy), enters and exits. Saves nothing."""
+    engine = _ready_engine()
+    found = _site(engine, site)
+    body = _definition_file(file)
+    if isinstance(body, dict):
+        body = {key: value for key, value in body.items() if key in ("rule", "requires")}
+        if name:
+            body["name"] = name
+    try:
+        answer = preview.preview(engine, found["id"], body, load_settings(found["settings"]), times.now_ms())
+    except site_segments.InvalidDefinition as err:
+        raise click.ClickException(
+            "The rule is not valid:\n" + "\n".join(f"  {where or '/'}: {why}" for where, why in err.problems.items())
+        ) from None
+    except preview.Busy as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(answer, default=str))
 
 
 @segments.command("members")

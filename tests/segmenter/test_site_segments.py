@@ -291,3 +291,36 @@ def test_a_preview_follows_the_policy_and_refuses_bad_rules(client, engine, site
     ):
         refused = client.post("/api/v1/segments/preview", json=body, headers=auth)
         assert refused.status_code == 422 and field in refused.json["error"]["fields"], refused.json
+
+
+def test_the_cli_defines_previews_lists_versions_and_deletes(runner, engine, small_k, tmp_path):
+    from core.cli import main
+
+    shoppers(engine, small_k["site_id"])
+    run_rollup(engine, now=T0 + HOUR, site_id=small_k["site_id"])
+    path = tmp_path / "shoe_fans.json"
+    unwindowed = {**SHOE_FANS, "rule": {**SHOE_FANS["rule"], "within": None}}
+    del unwindowed["rule"]["within"]
+    path.write_text(json.dumps(unwindowed))
+    previewed = runner.invoke(main, ["segments", "preview", "shop", "--file", str(path)])
+    assert previewed.exit_code == 0, previewed.output
+    assert json.loads(previewed.output)["size"] == 1
+    created = runner.invoke(main, ["segments", "create", "shop", "--file", str(path)])
+    assert created.exit_code == 0 and json.loads(created.output)["version"] == 1
+    again = runner.invoke(main, ["segments", "create", "shop", "--file", str(path)])
+    assert again.exit_code == 1 and "exists already" in again.output
+    path.write_text(json.dumps({"rule": {"event": "A", "within": "soon"}}))
+    bad = runner.invoke(main, ["segments", "update", "shop", "shoe_fans", "--file", str(path)])
+    assert bad.exit_code == 1 and "/rule/within: Not a duration" in bad.output
+    path.write_text(json.dumps({"rule": {"event": "Product Viewed"}}))
+    updated = runner.invoke(main, ["segments", "update", "shop", "shoe_fans", "--file", str(path)])
+    assert updated.exit_code == 0 and json.loads(updated.output)["created_by"] == "cli"
+    compared = runner.invoke(main, ["segments", "preview", "shop", "--file", str(path), "--against", "shoe_fans"])
+    assert json.loads(compared.output)["enters"] == 3  # no rollup since it was defined: no members yet
+    assert runner.invoke(main, ["segments", "delete", "shop", "shoe_fans"]).exit_code == 0
+    listed = runner.invoke(main, ["segments", "versions", "shop", "shoe_fans"])
+    assert [json.loads(line)["action"] for line in listed.output.splitlines()] == ["create", "update", "delete"]
+    built_in = runner.invoke(main, ["segments", "delete", "shop", "browsers"])
+    assert built_in.exit_code == 1 and "built in" in built_in.output
+    path.write_text("{not json")
+    assert "is not JSON" in runner.invoke(main, ["segments", "create", "shop", "--file", str(path)]).output
