@@ -290,6 +290,8 @@ def _segment_change(call):
             "The definition is not valid:\n"
             + "\n".join(f"  {where or '/'}: {why}" for where, why in err.problems.items())
         ) from None
+    except site_segments.TooManySegments as err:
+        raise click.ClickException(str(err)) from None
     except (site_segments.SegmentExists, site_segments.UnknownSegment, site_segments.BuiltInSegment) as err:
         kind = {"SegmentExists": "exists already", "UnknownSegment": "is not a site-defined segment"}
         raise click.ClickException(

@@ -16,6 +16,8 @@ from segmenter.rules.grammar import AGGREGATES, check_definition, references
 versions = schema.SegmentVersion.__table__
 behaviours = schema.Behaviour.__table__
 BUILT_IN_NAMES = tuple(rule.name for rule in definitions.BUILT_IN)
+#: Every rollup judges everyone against each site-defined segment: a site keeps at most this many.
+MAX_SEGMENTS = 100
 
 
 class InvalidDefinition(ValueError):
@@ -28,6 +30,10 @@ class InvalidDefinition(ValueError):
 
 class SegmentExists(ValueError):
     """A segment of that name exists already."""
+
+
+class TooManySegments(ValueError):
+    """The site has MAX_SEGMENTS site-defined segments already."""
 
 
 class UnknownSegment(LookupError):
@@ -84,6 +90,8 @@ def create(engine: Engine, site_id: int, definition: Any, by: str, now: int) -> 
         segments = current(conn, site_id)
         if isinstance(definition, dict) and definition.get("name") in segments:
             raise SegmentExists(definition["name"])
+        if len(segments) >= MAX_SEGMENTS:
+            raise TooManySegments(f"This site has {MAX_SEGMENTS} segments of its own: delete one first.")
         _check(definition, segments)
         return _save(conn, site_id, definition, "create", by, now)
 

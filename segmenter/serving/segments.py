@@ -84,6 +84,8 @@ def create_segment():
         return site_segments.create(get_engine(), g.api_site["id"], json_body(), "api", times.now_ms())
     except site_segments.SegmentExists as err:
         raise APIError(409, "segment_exists", f"A segment named {err} exists: PUT to change it.") from None
+    except site_segments.TooManySegments as err:
+        raise APIError(409, "too_many_segments", str(err)) from None
     except site_segments.InvalidDefinition as err:
         raise _invalid(err) from None
 

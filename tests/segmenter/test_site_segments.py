@@ -324,3 +324,23 @@ def test_the_cli_defines_previews_lists_versions_and_deletes(runner, engine, sma
     assert built_in.exit_code == 1 and "built in" in built_in.output
     path.write_text("{not json")
     assert "is not JSON" in runner.invoke(main, ["segments", "create", "shop", "--file", str(path)]).output
+
+
+def test_a_site_keeps_at_most_max_segments_of_its_own(client, engine, site, monkeypatch):
+    from segmenter import site_segments
+
+    monkeypatch.setattr(site_segments, "MAX_SEGMENTS", 2)
+    auth = bearer(site["api_key"])
+    for name in ("one", "two"):
+        assert (
+            client.post("/api/v1/segments", json={"name": name, "rule": {"event": "A"}}, headers=auth).status_code
+            == 201
+        )
+    before = stored(engine)
+    third = client.post("/api/v1/segments", json={"name": "three", "rule": {"event": "B"}}, headers=auth)
+    assert third.status_code == 409 and third.json["error"]["code"] == "too_many_segments"
+    assert stored(engine) == before
+    client.delete("/api/v1/segments/one", headers=auth)
+    assert (
+        client.post("/api/v1/segments", json={"name": "three", "rule": {"event": "B"}}, headers=auth).status_code == 201
+    )
