@@ -224,7 +224,8 @@ def judge_defined(conn: Connection, site_id: int, now: int, run_id: int) -> Eval
         note = "" if not first else ("defined (v1): " if segment["version"] == 1 else f"{first}: ")
         judged = compiler.holds(segment["requires"]) if segment["requires"] else literal(True)
         member = compiler.holds(segment["rule"])
-        entered, exited = _move(conn, params, name, judged, member, at, note + words, note + "no longer: " + words)
+        why = literal(note) + compiler.reason(segment["rule"])
+        entered, exited = _move(conn, params, name, judged, member, at, why, note + "no longer: " + words)
         result.per_segment[name] = {"enters": entered, "exits": exited}
         result.enters += entered
         result.exits += exited
@@ -239,7 +240,8 @@ def judge_defined(conn: Connection, site_id: int, now: int, run_id: int) -> Eval
                 .values(judged_at=now)
             )
     for name, version in _deleted_with_members(conn, site_id, set(defined)):
-        _, exited = _move(conn, params, name, literal(True), literal(False), NOW, "", f"segment deleted (v{version})")
+        gone = f"segment deleted (v{version})"
+        _, exited = _move(conn, params, name, literal(True), literal(False), NOW, literal(""), gone)
         result.exits += exited
     return result
 
@@ -250,9 +252,7 @@ def _move(conn, params, name, judged, member, at, enter_reason, exit_reason):
     params = {**params, "before": conn.scalar(select(func.coalesce(func.max(changes.c.id), 0)))}
     in_segment = exists().where(m.c.site_id == f.c.site_id, m.c.segment == name, m.c.profile_id == f.c.profile_id)
     entering = (
-        select(
-            f.c.site_id, literal(name), f.c.profile_id, literal("enter"), at, NOW, literal(enter_reason), null(), RUN
-        )
+        select(f.c.site_id, literal(name), f.c.profile_id, literal("enter"), at, NOW, enter_reason, null(), RUN)
         .where(f.c.site_id == SITE, judged, member, ~in_segment)
         .order_by(f.c.profile_id)
     )

@@ -204,3 +204,13 @@ def _behaviour_words(rule: Mapping[str, Any]) -> str:
         return f"{what}{window}"
     times = " and ".join(f"{_WORDS[op]} {v}" for op, v in count.items())
     return f"{what}{window}, {times} times"
+
+
+def reason(rule: Mapping[str, Any], facts: Mapping[str, Any], now: int, key_of) -> str:
+    """Why a member is in, in words: every clause of an `all`, the first clause of an `any` that holds."""
+    if "all" in rule:
+        return "; ".join(reason(inner, facts, now, key_of) for inner in rule["all"])
+    if "any" in rule:
+        held = next((inner for inner in rule["any"] if holds(inner, facts, now, key_of)), rule["any"][0])
+        return reason(held, facts, now, key_of)
+    return words(rule)

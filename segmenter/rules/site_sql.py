@@ -29,7 +29,7 @@ from core import schema
 from segmenter.rollup.fold_sql import NOW
 from segmenter.rules.definitions import HOUR, parse_duration
 from segmenter.rules.grammar import COMPARISONS, PAGE_PROPERTIES, PAGE_VIEWED
-from segmenter.rules.site_meaning import AMOUNT_LIMIT, SUM_BOUND
+from segmenter.rules.site_meaning import AMOUNT_LIMIT, SUM_BOUND, words
 
 events = schema.Event.__table__
 facts = schema.ProfileFact.__table__
@@ -151,6 +151,19 @@ class SiteRuleCompiler:
         if "event" in rule:
             return self._behaviour(rule)
         return self._fact(rule)
+
+    def reason(self, rule: Mapping[str, Any]) -> ColumnElement[str]:
+        """The twin of `site_meaning.reason`: every clause of an `all`, the first of an `any` that holds."""
+        if "all" in rule:
+            parts = [self.reason(inner) for inner in rule["all"]]
+            joined = parts[0]
+            for part in parts[1:]:
+                joined = joined + literal("; ") + part
+            return joined
+        if "any" in rule:
+            whens = [(self.holds(inner), self.reason(inner)) for inner in rule["any"]]
+            return case(*whens, else_=self.reason(rule["any"][0]))
+        return literal(words(rule))
 
     def _behaviour(self, node: Mapping[str, Any]) -> ColumnElement[bool]:
         where = [

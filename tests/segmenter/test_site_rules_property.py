@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, literal, select
 from core import schema
 from segmenter.rules.definitions import HOUR, MINUTE, parse_duration
 from segmenter.rules.grammar import check_definition
-from segmenter.rules.site_meaning import holds, matches
+from segmenter.rules.site_meaning import holds, matches, reason
 from segmenter.rules.site_sql import SiteRuleCompiler, event_matches
 from tests.segmenter.helpers import T0, event
 
@@ -142,7 +142,8 @@ def test_python_and_sql_agree_on_generated_rules(engine, site, rule, profile):
     site_id = site["site_id"]
     assert check_definition({"name": "generated", "rule": rule}, {"s1": {"event": "A"}, "s2": {"event": "A"}}) == {}
     expected = holds(rule, profile, NOW, key_of)
-    compiled = SiteRuleCompiler(engine.dialect.name, lambda node: BEHAVIOURS[node["event"]]).holds(rule)
+    compiler = SiteRuleCompiler(engine.dialect.name, lambda node: BEHAVIOURS[node["event"]])
+    compiled, why = compiler.holds(rule), compiler.reason(rule)
     with engine.connect() as conn, conn.begin() as transaction:
         _add_behaviours(conn, site_id)
         columns = {k: v for k, v in profile.items() if k not in ("behaviours", "segments")}
@@ -163,11 +164,14 @@ def test_python_and_sql_agree_on_generated_rules(engine, site, rule, profile):
                 )
         for name in profile["segments"]:
             conn.execute(insert(memberships).values(site_id=site_id, segment=name, profile_id="p", entered_at=0))
-        got = conn.scalar(
-            select(compiled).where(facts_table.c.site_id == site_id, facts_table.c.profile_id == "p"), {"now": NOW}
-        )
+        got, said = conn.execute(
+            select(compiled, why).where(facts_table.c.site_id == site_id, facts_table.c.profile_id == "p"),
+            {"now": NOW},
+        ).one()
         transaction.rollback()
     assert bool(got) is expected, (json.dumps(rule), profile)
+    if expected:  # a member's reason names the clauses that hold
+        assert said == reason(rule, profile, NOW, key_of), json.dumps(rule)
 
 
 json_values = st.one_of(

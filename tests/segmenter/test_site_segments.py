@@ -344,3 +344,24 @@ def test_a_site_keeps_at_most_max_segments_of_its_own(client, engine, site, monk
     assert (
         client.post("/api/v1/segments", json={"name": "three", "rule": {"event": "B"}}, headers=auth).status_code == 201
     )
+
+
+def test_a_members_reason_names_the_clauses_that_hold(client, engine, small_k):
+    site = small_k
+    shoppers(engine, site["site_id"])
+    rule = {
+        "all": [
+            {"fact": "event_count", "gte": 1},
+            {
+                "any": [
+                    {"event": "Order Completed", "sum": {"property": "revenue", "gte": 500}},
+                    {"event": "Checkout Started"},
+                ]
+            },
+        ]
+    }
+    client.post("/api/v1/segments", json={"name": "spenders", "rule": rule}, headers=bearer(site["api_key"]))
+    run_rollup(engine, now=T0 + HOUR, site_id=site["site_id"])
+    with engine.connect() as conn:
+        reason = conn.scalar(select(changes.c.reason).where(changes.c.segment == "spenders"))
+    assert reason == "defined (v1): event_count ≥ 1; sum of revenue over Order Completed ≥ 500"
