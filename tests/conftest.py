@@ -14,7 +14,8 @@ from core import sites
 from core.app import create_app
 from core.db import make_engine, upgrade
 from core.schema import Base
-from tests.live import LiveCollector
+from tests.helpers.live import LiveCollector
+from tests.helpers.receiver import Receiver
 
 BACKEND = os.environ.get("COHORTLY_TEST_DB", "sqlite")
 PG_URL = os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -134,3 +135,12 @@ def live_collector(database_url, tmp_path):
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture
+def receiver():
+    """A running webhook receiver on this host, stopped after the test."""
+    found = Receiver()
+    found.start()
+    yield found
+    found.stop()

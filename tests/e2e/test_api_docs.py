@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.live import ROOT, wait_for
+from tests.helpers.live import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 OUTPUT = os.path.join(ROOT, "test-output")

@@ -6,7 +6,7 @@ exclusive lock held by another connection.
 
 import pytest
 
-from tests.live import wait_for
+from tests.helpers.live import wait_for
 from tests.reliability.helpers import assert_all_stored_exactly_once
 
 pytestmark = pytest.mark.reliability

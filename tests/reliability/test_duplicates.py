@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.collector.helpers import basic, stored, track
+from tests.helpers.collector import basic, stored, track
 
 pytestmark = pytest.mark.reliability
 

@@ -16,7 +16,7 @@ from core.app import create_app
 from core.db import make_engine
 from segmenter.rollup import job
 from segmenter.webhooks import network
-from tests.receiver import Receiver
+from tests.helpers.receiver import Receiver
 
 pytestmark = pytest.mark.reliability
 

@@ -19,7 +19,7 @@ from core import sites
 from core.app import create_app
 from core.db import make_engine
 from core.schema import BadRow, Event, Site
-from tests.collector.helpers import basic, counts
+from tests.helpers.collector import basic, counts
 
 pytestmark = pytest.mark.reliability
 

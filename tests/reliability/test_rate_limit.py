@@ -12,7 +12,7 @@ import pytest
 from collector import store
 from core.app import create_app
 from core.ratelimit import RateLimiter, client_of
-from tests.collector.helpers import basic, track
+from tests.helpers.collector import basic, track
 
 pytestmark = pytest.mark.reliability
 
