@@ -1,12 +1,6 @@
 """/api/v1/docs loads ReDoc from the collector itself: the pinned, vendored bundle, cached for a year."""
 
-import json
-import os
 import re
-
-from segmenter.serving import api
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def test_the_docs_page_references_only_its_own_origin(client):
@@ -35,10 +29,3 @@ def test_only_the_bundle_is_served_from_the_assets_path(client):
     for name in ("redoc.LICENSE.txt", "..%2Fapi.py", "nope.js"):
         answer = client.get(f"/api/v1/assets/{name}")
         assert answer.status_code == 404 and answer.json["error"]["code"] == "not_found", name
-
-
-def test_the_vendored_bundle_is_the_version_the_lockfile_pins():
-    with open(os.path.join(ROOT, "scripts", "redoc", "package-lock.json"), encoding="utf-8") as file:
-        pinned = json.load(file)["packages"]["node_modules/redoc"]["version"]
-    assert api.REDOC == f"redoc-{pinned}.standalone.js"
-    assert [name for name in os.listdir(api.STATIC) if name.endswith(".js")] == [api.REDOC]

@@ -6,7 +6,6 @@ import io
 import pytest
 
 from core.cli import main
-from segmenter.exports import csv_cell
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import HOUR
 from tests.helpers.segmenter import T0, identify, store, track
@@ -61,22 +60,3 @@ def test_the_ndjson_export_keeps_values_as_they_are(client, hostile):
         "/api/v1/segments/browsers/members.ndjson", headers={"Authorization": f"Bearer {hostile['api_key']}"}
     ).get_data(as_text=True)
     assert '"user_id":"=HYPERLINK(' in text  # JSON is not run by spreadsheets: nothing to neutralise
-
-
-@pytest.mark.parametrize(
-    "value, safe",
-    [
-        ("=1", "'=1"),
-        ("+1", "'+1"),
-        ("-1", "'-1"),
-        ("@x", "'@x"),
-        ("\tx", "'\tx"),
-        ("\rx", "'\rx"),
-        ("a=1", "a=1"),
-        ("", ""),
-        ("'=1", "'=1"),
-        ("u:=1", "u:=1"),
-    ],
-)
-def test_csv_cell(value, safe):
-    assert csv_cell(value) == safe

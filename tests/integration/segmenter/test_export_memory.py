@@ -71,19 +71,3 @@ def test_export_memory_does_not_grow_with_members(client, engine, site):
     csv_lines, csv_peak = export_peak(client, site["api_key"], "/api/v1/segments/browsers/members.csv")
     assert csv_lines == 30_001  # the header, then every member
     assert csv_peak < small_peak * 1.5 + 1_000_000, (small_peak, csv_peak)
-
-
-def test_export_records_are_what_the_member_schema_dumps():
-    from segmenter.exports import member_record
-    from segmenter.serving.schemas import MemberSchema
-
-    row = {
-        "profile_id": "u:1",
-        "user_id": "1",
-        "email": "a@example.com",
-        "anonymous_ids": ["x"],
-        "traits": {"plan": "pro"},
-        "entered_at": 1_700_000_000_123,
-        "context": {"cart": [{"product_id": "p", "at": 1_700_000_000_000}], "last_cart_add_at": 1_700_000_000_000},
-    }
-    assert member_record(row) == MemberSchema().dump(row)

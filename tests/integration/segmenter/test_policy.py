@@ -10,12 +10,10 @@ from sqlalchemy import select
 
 from core import schema
 from core.cli import main
-from segmenter import policy
 from segmenter.reads import overview
 from segmenter.reads.catalog import configure_site, site_settings
 from segmenter.rollup.chunks import run_rollup
 from segmenter.rules.definitions import HOUR
-from segmenter.rules.settings import load_settings
 from segmenter.webhooks import network, outbox
 from tests.helpers.segmenter import T0, identify, store, track
 
@@ -150,33 +148,3 @@ def test_the_feed_of_an_emptied_segment_under_k_is_refused_but_its_empty_member_
     configure_site(engine, site["site_id"], {"min_export_size": "1"})
     changes = client.get("/api/v1/segments/browsers/changes", headers=bearer(site)).json["changes"]
     assert [c["change"] for c in changes] == ["enter", "exit"]
-
-
-@pytest.mark.parametrize(
-    "k, size, history, refused",
-    [
-        (1, 0, True, False),
-        (1, 0, False, False),
-        (3, 0, False, False),
-        (3, 0, True, True),
-        (3, 2, False, True),
-        (3, 3, True, False),
-    ],
-)
-def test_refusal(k, size, history, refused):
-    settings = load_settings({"min_export_size": k})
-    assert (policy.refusal(settings, size, history) is not None) is refused
-
-
-@pytest.mark.parametrize(
-    "traits, shown",
-    [
-        ({"marketing_consent": True}, True),
-        ({"marketing_consent": "true"}, False),
-        (None, False),
-        (["x"], False),
-    ],
-)
-def test_consent_needs_the_trait_true(traits, shown):
-    assert policy.consented(load_settings({"require_consent": True}), traits) is shown
-    assert policy.consented(load_settings({}), traits) is True

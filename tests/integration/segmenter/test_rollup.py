@@ -291,23 +291,6 @@ def test_an_insert_still_in_flight_is_waited_for_not_skipped(engine, site_id):
     assert set(members(engine, site_id)["active"]) == {"a:slow", "a:fast"}
 
 
-def test_sqlite_chunks_adapt_to_hold_the_write_lock_briefly():
-    from segmenter.rollup.chunks import CHUNK_SECONDS, FIRST_SQLITE_CHUNK, ChunkSizer
-
-    sizes = ChunkSizer(50_000, "sqlite")
-    assert sizes.next() == FIRST_SQLITE_CHUNK
-    sizes.took(CHUNK_SECONDS / 10)
-    assert sizes.next() == 2 * FIRST_SQLITE_CHUNK
-    sizes.took(CHUNK_SECONDS * 2)
-    assert sizes.next() == FIRST_SQLITE_CHUNK
-    for _ in range(10):
-        sizes.took(0)
-    assert sizes.next() == 50_000
-    on_postgresql = ChunkSizer(50_000, "postgresql")
-    on_postgresql.took(60)
-    assert on_postgresql.next() == 50_000
-
-
 def test_judging_in_small_batches_gives_the_same_result(engine, site, monkeypatch):
     from segmenter.rollup import chunks
 

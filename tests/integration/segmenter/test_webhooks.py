@@ -245,12 +245,6 @@ def test_webhooks_need_the_api_key(client, site):
     )
 
 
-@pytest.mark.parametrize("attempts, low, high", [(1, 8_000, 12_000), (2, 16_000, 24_000), (20, 2_880_000, 4_320_000)])
-def test_retry_delay_doubles_up_to_an_hour(attempts, low, high):
-    for rand in (0.0, 0.5, 0.999):
-        assert low <= outbox.retry_delay(attempts, lambda rand=rand: rand) <= high
-
-
 @pytest.mark.parametrize("path", ["/api/v1/webhooks/9223372036854775808", "/api/v1/webhooks/2147483648/deliveries"])
 def test_ids_past_the_column_range_are_unknown_not_errors(client, site, path):
     response = client.get(path, headers=bearer(site["api_key"]))
