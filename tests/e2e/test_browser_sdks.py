@@ -17,7 +17,6 @@ from core import sites
 from core.db import write_engine
 from tests.helpers.live import wait_for
 
-pytestmark = pytest.mark.e2e
 SDKS = os.path.join(os.path.dirname(__file__), "browser_sdks")
 
 

@@ -14,7 +14,6 @@ import requests
 from tests.conftest import fresh_database
 from tests.helpers.live import ROOT, free_port, wait_for
 
-pytestmark = pytest.mark.e2e
 SEGMENTS = {
     "browsers",
     "cart_abandoners",

@@ -12,8 +12,6 @@ from tests.conftest import BACKEND
 from tests.helpers.live import LiveCollector, wait_for
 from tests.helpers.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.e2e
-
 
 class Sender:
     """Sends one-message batches with fresh ids and remembers what each got."""

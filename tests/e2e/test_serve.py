@@ -21,8 +21,6 @@ from core.db import make_engine
 from core.schema import Event
 from tests.helpers.live import ROOT, free_port, wait_for
 
-pytestmark = pytest.mark.e2e
-
 
 def healthy(url, process):
     assert process.poll() is None, "the server exited"

@@ -6,7 +6,6 @@ import base64
 import json
 from urllib.parse import quote
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -17,8 +16,6 @@ from core.db import make_engine
 from segmenter.rollup import job
 from segmenter.webhooks import network
 from tests.helpers.receiver import Receiver
-
-pytestmark = pytest.mark.reliability
 
 EXAMPLES = 120
 TIMES = (

@@ -21,8 +21,6 @@ from core.db import make_engine
 from core.schema import BadRow, Event, Site
 from tests.helpers.collector import basic, counts
 
-pytestmark = pytest.mark.reliability
-
 EXAMPLES = 1100
 FIELDS = (
     "type",

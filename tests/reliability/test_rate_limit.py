@@ -14,8 +14,6 @@ from core.app import create_app
 from core.ratelimit import RateLimiter, client_of
 from tests.helpers.collector import basic, track
 
-pytestmark = pytest.mark.reliability
-
 
 def test_a_limit_far_above_the_load_never_refuses_under_threads():
     limiter = RateLimiter(rate=10**9, burst=2000)

@@ -7,13 +7,11 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import requests
 
 from segmenter.reads import catalog
 from tests.helpers.segmenter import cohortly
 
-pytestmark = pytest.mark.e2e
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 
