@@ -1,4 +1,5 @@
-"""The README stays true: its settings table is the code's, its two commands exist and CI calls the test one."""
+"""The README stays true: its settings table is the code's, its two commands exist and CI calls the test one;
+CONTRIBUTING.md names scripts that exist and the four test layers."""
 
 import os
 import re
@@ -34,3 +35,15 @@ def test_the_two_commands_exist_and_ci_runs_the_test_one():
     for command in commands:
         assert os.access(os.path.join(ROOT, command), os.X_OK), command
     assert "scripts/test" in read(".ci/run")
+
+
+def test_contributing_names_scripts_that_exist_and_every_layer():
+    contributing = read("CONTRIBUTING.md")
+    assert "CONTRIBUTING.md" in read("README.md")
+    scripts = set(re.findall(r"^(scripts/[\w-]+)\s", contributing, re.M))
+    assert {"scripts/setup", "scripts/test-fast", "scripts/test"} <= scripts
+    for command in scripts:
+        assert os.access(os.path.join(ROOT, command), os.X_OK), command
+    for layer in ("unit", "integration", "e2e", "reliability"):
+        assert f"| `tests/{layer}/` | `{layer}` |" in contributing, layer
+        assert os.path.isdir(os.path.join(ROOT, "tests", layer)), layer
