@@ -1,7 +1,9 @@
-"""Fixtures over a real database: a SQLite file, or PostgreSQL when COHORTLY_TEST_DB=postgresql."""
+"""Fixtures over a real database: a SQLite file, or PostgreSQL when COHORTLY_TEST_DB=postgresql; and the layer
+markers, which a test takes from its folder: tests/unit, tests/integration, tests/e2e or tests/reliability."""
 
 import contextlib
 import os
+import pathlib
 import shutil
 import uuid
 from urllib.parse import quote
@@ -14,14 +16,35 @@ from core import sites
 from core.app import create_app
 from core.db import make_engine, upgrade
 from core.schema import Base
-from tests.live import LiveCollector
+from tests.helpers.live import LiveCollector
+from tests.helpers.receiver import Receiver
 
 BACKEND = os.environ.get("COHORTLY_TEST_DB", "sqlite")
 PG_URL = os.environ.get("COHORTLY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+#: The layers of the suite, fastest first: each is a folder under tests/ and the marker its tests get.
+LAYERS = ("unit", "integration", "e2e", "reliability")
+TESTS = pathlib.Path(__file__).resolve().parent
+
+
 def pytest_report_header(config):
     return f"cohortly database backend: {BACKEND}"
+
+
+def layer_of(path):
+    """The layer of a test file: its top folder under tests/ (None outside the four)."""
+    parts = pathlib.Path(path).resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in LAYERS else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """Marks every test with the layer of its folder, so that `pytest -m "unit or integration"` selects by folder."""
+    for item in items:
+        layer = layer_of(item.path)
+        if layer:
+            item.add_marker(getattr(pytest.mark, layer))
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +157,12 @@ def live_collector(database_url, tmp_path):
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture
+def receiver():
+    """A running webhook receiver on this host, stopped after the test."""
+    found = Receiver()
+    found.start()
+    yield found
+    found.stop()

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import fresh_database
 from tests.e2e.snippet_fixtures import CHROMIUM, CHROMIUM_ARGS, PageServer, Tracked
-from tests.live import LiveCollector
+from tests.helpers.live import LiveCollector
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import time
 
 from core import sites
 from core.db import write_engine
-from tests.live import free_port, wait_for
+from tests.helpers.live import free_port, wait_for
 
 PAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages")
 BUILD = os.path.join(

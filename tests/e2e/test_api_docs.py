@@ -4,11 +4,8 @@ renders the API's operations, and the page asks no other host for anything."""
 import os
 from urllib.parse import urlsplit
 
-import pytest
+from tests.helpers.live import ROOT, wait_for
 
-from tests.live import ROOT, wait_for
-
-pytestmark = pytest.mark.e2e
 OUTPUT = os.path.join(ROOT, "test-output")
 
 

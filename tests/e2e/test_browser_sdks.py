@@ -15,9 +15,8 @@ import pytest
 
 from core import sites
 from core.db import write_engine
-from tests.live import wait_for
+from tests.helpers.live import wait_for
 
-pytestmark = pytest.mark.e2e
 SDKS = os.path.join(os.path.dirname(__file__), "browser_sdks")
 
 

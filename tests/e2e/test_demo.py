@@ -12,9 +12,8 @@ import pytest
 import requests
 
 from tests.conftest import fresh_database
-from tests.live import ROOT, free_port, wait_for
+from tests.helpers.live import ROOT, free_port, wait_for
 
-pytestmark = pytest.mark.e2e
 SEGMENTS = {
     "browsers",
     "cart_abandoners",

@@ -2,10 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
-
-pytestmark = pytest.mark.e2e
 
 
 def test_racing_retries_store_each_message_once(live_collector):

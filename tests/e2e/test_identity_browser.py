@@ -4,14 +4,12 @@ server made as `traits.userHash` of `identify`; a visitor who claims someone els
 import hashlib
 import hmac
 
-import pytest
 from sqlalchemy import select
 
 from core import schema
 from segmenter.reads import catalog
 from segmenter.rollup.chunks import run_rollup
 
-pytestmark = pytest.mark.e2e
 VICTIM = "vic@example.com"
 
 

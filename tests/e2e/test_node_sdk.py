@@ -6,7 +6,6 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.e2e
 HERE = os.path.join(os.path.dirname(__file__), "node_sdk")
 
 

@@ -9,10 +9,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from tests.conftest import BACKEND
-from tests.live import LiveCollector, wait_for
-from tests.tcp_proxy import TcpProxy
-
-pytestmark = pytest.mark.e2e
+from tests.helpers.live import LiveCollector, wait_for
+from tests.helpers.tcp_proxy import TcpProxy
 
 
 class Sender:

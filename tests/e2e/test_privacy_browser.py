@@ -5,8 +5,6 @@ import pytest
 
 from tests.e2e.snippet_fixtures import FETCH_LOG
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.mark.parametrize("header", [{"DNT": "1"}, {"Sec-GPC": "1"}], ids=["DNT", "Sec-GPC"])
 def test_dnt_or_gpc_headers_store_nothing(tracked, header):

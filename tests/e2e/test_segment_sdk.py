@@ -1,10 +1,7 @@
 """The real Segment Python SDK, pointed at a real collector under gunicorn, works unchanged."""
 
-import pytest
 import requests
 from segment.analytics.client import Client
-
-pytestmark = pytest.mark.e2e
 
 
 def send_everything(client):

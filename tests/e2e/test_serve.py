@@ -19,9 +19,7 @@ from sqlalchemy import select as sql_select
 from core import sites
 from core.db import make_engine
 from core.schema import Event
-from tests.live import ROOT, free_port, wait_for
-
-pytestmark = pytest.mark.e2e
+from tests.helpers.live import ROOT, free_port, wait_for
 
 
 def healthy(url, process):

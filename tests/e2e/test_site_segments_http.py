@@ -5,13 +5,10 @@ import os
 import subprocess
 import sys
 
-import pytest
 import requests
 
 from segmenter.rules.definitions import HOUR
-from tests.segmenter.helpers import T0
-
-pytestmark = pytest.mark.e2e
+from tests.helpers.segmenter import T0
 
 SHOE_FANS = {
     "name": "shoe_fans",

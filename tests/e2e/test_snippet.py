@@ -9,10 +9,6 @@ import os
 import time
 from collections import Counter
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 with open(os.path.join(ROOT, "js-snippet", "package.json"), encoding="utf-8") as _file:
     VERSION = json.load(_file)["version"]

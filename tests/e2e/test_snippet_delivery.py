@@ -7,9 +7,6 @@ import pytest
 
 from tests.e2e.snippet_fixtures import stored_keys
 
-pytestmark = pytest.mark.e2e
-
-
 # Math.random for pages that retry while the collector restarts: backoffs of 0.2, 0.4, 0.8 ... s instead of up to
 # 2, 4, 8 ... s, so that the retry after the restart comes soon. What is sent, and how often, is the same.
 QUICK = 0.1

@@ -7,8 +7,6 @@ import pytest
 
 from tests.e2e.snippet_fixtures import READ_LOG, stored_keys
 
-pytestmark = pytest.mark.e2e
-
 SIGNALS = {
     "navigator.doNotTrack": "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})",
     "window.doNotTrack": "Object.defineProperty(window, 'doNotTrack', {value: '1'})",

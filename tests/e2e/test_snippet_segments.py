@@ -3,11 +3,7 @@
 
 import time
 
-import pytest
-
 from segmenter.rollup.chunks import run_rollup
-
-pytestmark = pytest.mark.e2e
 
 ASK = "() => new Promise((resolve) => cohortly.segments(resolve))"
 

@@ -8,9 +8,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from tests.conftest import BACKEND
-from tests.live import LiveCollector
+from tests.helpers.live import LiveCollector
+from tests.helpers.tcp_proxy import TcpProxy
 from tests.reliability.helpers import BackgroundLoad
-from tests.tcp_proxy import TcpProxy
 
 # The load client is one address standing for many visitors: the per-client limit (tested in
 # test_rate_limit.py) would turn these load tests into tests of 429s.

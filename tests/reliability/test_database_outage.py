@@ -4,12 +4,8 @@ PostgreSQL is taken away through a TCP proxy (the machine's server keeps running
 exclusive lock held by another connection.
 """
 
-import pytest
-
-from tests.live import wait_for
+from tests.helpers.live import wait_for
 from tests.reliability.helpers import assert_all_stored_exactly_once
-
-pytestmark = pytest.mark.reliability
 
 
 def test_database_outage_mid_load_gives_503_then_stores_everything(outage, start_load):

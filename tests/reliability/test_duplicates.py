@@ -1,10 +1,6 @@
 """A messageId repeated inside one batch is stored once, the first copy (one multi-row INSERT on PostgreSQL)."""
 
-import pytest
-
-from tests.collector.helpers import basic, stored, track
-
-pytestmark = pytest.mark.reliability
+from tests.helpers.collector import basic, stored, track
 
 
 def test_a_message_repeated_in_one_batch_is_stored_once(client, site, engine):

@@ -6,7 +6,6 @@ import base64
 import json
 from urllib.parse import quote
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -16,9 +15,7 @@ from core.app import create_app
 from core.db import make_engine
 from segmenter.rollup import job
 from segmenter.webhooks import network
-from tests.receiver import Receiver
-
-pytestmark = pytest.mark.reliability
+from tests.helpers.receiver import Receiver
 
 EXAMPLES = 120
 TIMES = (

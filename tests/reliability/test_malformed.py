@@ -19,9 +19,7 @@ from core import sites
 from core.app import create_app
 from core.db import make_engine
 from core.schema import BadRow, Event, Site
-from tests.collector.helpers import basic, counts
-
-pytestmark = pytest.mark.reliability
+from tests.helpers.collector import basic, counts
 
 EXAMPLES = 1100
 FIELDS = (

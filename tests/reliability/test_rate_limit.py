@@ -12,9 +12,7 @@ import pytest
 from collector import store
 from core.app import create_app
 from core.ratelimit import RateLimiter, client_of
-from tests.collector.helpers import basic, track
-
-pytestmark = pytest.mark.reliability
+from tests.helpers.collector import basic, track
 
 
 def test_a_limit_far_above_the_load_never_refuses_under_threads():

@@ -3,12 +3,8 @@ nothing is lost and nothing is stored twice (a batch committed but never answere
 
 import signal
 
-import pytest
-
-from tests.live import wait_for
+from tests.helpers.live import wait_for
 from tests.reliability.helpers import assert_all_stored_exactly_once
-
-pytestmark = pytest.mark.reliability
 
 
 def test_kill_and_restart_mid_load_loses_nothing(collector, start_load):

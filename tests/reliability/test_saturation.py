@@ -1,10 +1,6 @@
 """A collector held at saturation: only 2xx, 429 and 503, and every message sent is stored exactly once."""
 
-import pytest
-
 from tests.reliability.helpers import SATURATION_SECONDS, assert_all_stored_exactly_once
-
-pytestmark = pytest.mark.reliability
 
 
 def test_saturation_loses_nothing_and_stores_nothing_twice(collector, start_load):
