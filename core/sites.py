@@ -99,7 +99,7 @@ def find_site(
     return dict(row._mapping) if row else None
 
 
-def storable(text):
+def storable(text: str) -> bool:
     """Whether both databases can hold (and compare) `text`: no NUL, valid UTF-8."""
     if "\x00" in text:
         return False

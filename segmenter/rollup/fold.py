@@ -17,9 +17,11 @@ from functools import cache
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Connection,
     Float,
     Integer,
+    Join,
     Numeric,
     Text,
     and_,
@@ -93,7 +95,7 @@ def fold_chunk(conn: Connection, site_id: int, lo: int, hi: int, now: int, run_i
     return FoldResult(read, touched, rebuilt, merged)
 
 
-def event_time():
+def event_time() -> ColumnElement[int]:
     """The event's time clamped into the range that renders (core.times): a stored absurd time (an
     old database, a direct insert) folds as the nearest end, so window arithmetic never overflows."""
     at = events.c.timestamp
@@ -229,7 +231,7 @@ def _forget_affected():
 # --- loading events --------------------------------------------------------------------
 
 
-def resolved_events():
+def resolved_events() -> tuple[Join, ColumnElement[str]]:
     """events LEFT JOIN identities, and each event's profile id."""
     joined = events.outerjoin(
         identities, and_(identities.c.site_id == events.c.site_id, identities.c.anonymous_id == events.c.anonymous_id)
@@ -370,7 +372,7 @@ def _load_chunk(dialect):
     return _load(dialect, and_(events.c.id > LO, events.c.id <= HI))
 
 
-def rebuild_scope():
+def rebuild_scope() -> ColumnElement[bool]:
     """The stored events of the profiles being rebuilt (`fold_affected`): those of their user ids, and the
     anonymous ones of the anonymous ids linked to them."""
     users = select(fold_affected.c.user_id).where(fold_affected.c.user_id.is_not(None))

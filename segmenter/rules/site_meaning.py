@@ -16,12 +16,14 @@ count, sum in hundredths, min, max), ...]}) and `"segments"` (the names of the s
 - **Segments**: a member of that segment now.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from segmenter.rules.definitions import HOUR, parse_duration
 from segmenter.rules.grammar import COMPARISONS
 
+#: Names the counter of a behaviour condition.
+KeyOf = Callable[[Mapping[str, Any]], Any]
 #: Numbers of a property outside ±this are ignored by sums, minimums and maximums (as money is by the fold).
 AMOUNT_LIMIT = 10**12
 SUM_BOUND = 10**15  # a sum in hundredths stays within ±this (exact as a SQLite float)
@@ -105,7 +107,7 @@ def measure(node: Mapping[str, Any], rows: Iterable[tuple], now: int) -> tuple[s
     return "count", sum(row[1] for row in rows)
 
 
-def holds(rule: Mapping[str, Any], facts: Mapping[str, Any], now: int, key_of) -> bool:
+def holds(rule: Mapping[str, Any], facts: Mapping[str, Any], now: int, key_of: KeyOf) -> bool:
     """Whether a profile satisfies a site-defined rule at `now`. `key_of(node)` names a behaviour's counter."""
     if "all" in rule:
         return all(holds(inner, facts, now, key_of) for inner in rule["all"])
@@ -206,7 +208,7 @@ def _behaviour_words(rule: Mapping[str, Any]) -> str:
     return f"{what}{window}, {times} times"
 
 
-def reason(rule: Mapping[str, Any], facts: Mapping[str, Any], now: int, key_of) -> str:
+def reason(rule: Mapping[str, Any], facts: Mapping[str, Any], now: int, key_of: KeyOf) -> str:
     """Why a member is in, in words: every clause of an `all`, the first clause of an `any` that holds."""
     if "all" in rule:
         return "; ".join(reason(inner, facts, now, key_of) for inner in rule["all"])
